@@ -1,0 +1,250 @@
+"""The one module that knows which array library is running: NumPy, CuPy, or any
+other Array-API namespace (the tests use array-api-strict on a fake device).
+
+Everything else in nfm_numpy is written once, against ``xp = get_xp(x)``, using
+the Array-API spelling (``xp.take``, ``xp.sum(x, axis=...)``, ``xp.reshape``) so
+that the same lines run on every backend. The few operations that have no
+portable spelling live here:
+
+* moving arrays between host and device (always explicit; nothing in the
+  package converts a device array to NumPy behind the user's back),
+* ``unique_inverse`` (the rows of an embedding table that a batch touches),
+* ``BatchMatrix``: the (B, U) sparse matrix X with X[b, u] = sum of x over the
+  entries of row b whose id is the u-th touched id. One sparse product replaces
+  both the gather-and-sum of the forward pass and the scatter-add of the
+  backward pass (scipy.sparse on the CPU, cupyx.scipy.sparse on the GPU, a
+  dense one-hot matrix on any other backend),
+* ``add_rows``: ``table[rows] += delta`` for unique ``rows`` (in place on NumPy
+  and CuPy; rebuilt with a one-hot product where the namespace has no indexed
+  assignment),
+* random numbers (``Random``): NumPy's Generator on the CPU, CuPy's on the GPU,
+  host numbers moved explicitly to the device otherwise.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+
+
+# --------------------------------------------------------------- namespaces
+def _cupy():
+    """The cupy module if it has been imported by the user, else None (never imports it)."""
+    return sys.modules.get("cupy")
+
+
+def get_xp(*arrays):
+    """Namespace shared by ``arrays`` (numpy, cupy, or an Array-API namespace).
+
+    Raises ``TypeError`` for arrays of different libraries: mixing a GPU and a
+    CPU array would need a silent copy, which this package never makes.
+    """
+    found = []
+    for a in arrays:
+        if a is None or isinstance(a, (int, float)):
+            continue
+        if isinstance(a, (np.ndarray, np.generic)):
+            xp = np
+        elif _cupy() is not None and isinstance(a, _cupy().ndarray):
+            xp = _cupy()
+        elif hasattr(a, "__array_namespace__"):
+            xp = a.__array_namespace__()
+        else:
+            raise TypeError(f"not an array: {type(a).__name__}")
+        if found and xp is not found[0]:
+            raise TypeError(f"arrays from different libraries ({found[0].__name__} and {xp.__name__}): "
+                            "move them to one device first with nfm_numpy.backend.to_device")
+        found.append(xp)
+    return found[0] if found else np
+
+
+def is_numpy(xp):
+    return xp is np
+
+
+def is_cupy(xp):
+    return _cupy() is not None and xp is _cupy()
+
+
+def resolve(name_or_xp):
+    """``'numpy'`` / ``'cupy'`` / a module -> the module. Importing cupy happens only here."""
+    if not isinstance(name_or_xp, str):
+        return name_or_xp
+    if name_or_xp == "numpy":
+        return np
+    if name_or_xp == "cupy":
+        try:
+            import cupy
+        except ImportError as e:  # pragma: no cover - depends on the machine
+            raise RuntimeError("backend 'cupy' needs CuPy and a CUDA GPU: pip install cupy-cuda12x") from e
+        return cupy
+    raise ValueError(f"unknown backend {name_or_xp!r}: expected 'numpy' or 'cupy'")
+
+
+def device_of(x):
+    """The device of ``x`` when the namespace has devices other than the default (else None)."""
+    xp = get_xp(x)
+    if is_numpy(xp) or is_cupy(xp):
+        return None
+    return x.device
+
+
+# ------------------------------------------------------------- host <-> device
+def to_device(x, xp, device=None):
+    """Copy a host (NumPy) array to namespace ``xp`` (and ``device``). Explicit by design."""
+    if is_numpy(xp):
+        return np.asarray(x)
+    if device is None:
+        return xp.asarray(x)
+    return xp.asarray(x, device=device)
+
+
+def to_numpy(x):
+    """Copy ``x`` to the host as a NumPy array. The only device-to-host path in the package."""
+    xp = get_xp(x)
+    if is_numpy(xp):
+        return x
+    if is_cupy(xp):
+        return x.get()
+    # Array-API namespaces: move to the default (CPU) device, then view as NumPy.
+    cpu = xp.__array_namespace_info__().default_device()
+    return np.asarray(xp.asarray(x, device=cpu))
+
+
+def zeros(shape, like, dtype=None):
+    """Zeros on the namespace and device of ``like``."""
+    xp = get_xp(like)
+    dtype = like.dtype if dtype is None else dtype
+    dev = device_of(like)
+    return xp.zeros(shape, dtype=dtype) if dev is None else xp.zeros(shape, dtype=dtype, device=dev)
+
+
+def ones(shape, like, dtype=None):
+    xp = get_xp(like)
+    dtype = like.dtype if dtype is None else dtype
+    dev = device_of(like)
+    return xp.ones(shape, dtype=dtype) if dev is None else xp.ones(shape, dtype=dtype, device=dev)
+
+
+def arange(n, like, dtype=None):
+    xp = get_xp(like)
+    dev = device_of(like)
+    return xp.arange(n, dtype=dtype) if dev is None else xp.arange(n, dtype=dtype, device=dev)
+
+
+def isdtype(dtype, kind):
+    """``kind`` in 'integral' / 'real floating' (NumPy and CuPy share NumPy's dtypes)."""
+    if isinstance(dtype, np.dtype):
+        return np.isdtype(dtype, kind)
+    import importlib
+    xp = importlib.import_module(type(dtype).__module__.split(".")[0])
+    return xp.isdtype(dtype, kind)
+
+
+def astype(x, dtype):
+    xp = get_xp(x)
+    if x.dtype == dtype:
+        return x
+    return x.astype(dtype) if (is_numpy(xp) or is_cupy(xp)) else xp.astype(x, dtype)
+
+
+# ------------------------------------------------------------- sparse helpers
+def unique_inverse(ids):
+    """Sorted unique values of ``ids`` and, for each entry, its position among them.
+
+    Returns ``(uniq, inv)`` with ``uniq[inv] == ids`` and ``inv.shape == ids.shape``.
+    """
+    xp = get_xp(ids)
+    if is_numpy(xp) or is_cupy(xp):
+        uniq, inv = xp.unique(ids.ravel(), return_inverse=True)
+        return uniq, inv.reshape(ids.shape)
+    res = xp.unique_inverse(ids)
+    return res.values, xp.reshape(res.inverse_indices, ids.shape)
+
+
+class BatchMatrix:
+    """X (B, U): ``X[b, u] = sum over f with cols[b, f] == u of vals[b, f]``.
+
+    ``X @ A`` (A of shape (U,) or (U, k)) gathers and sums rows of A per batch
+    row; ``X.T @ G`` scatter-adds the rows of G into the U columns, adding
+    repeated ids, within a row or across rows, as it should. Duplicates are
+    kept as separate stored entries (never merged), so ``BatchMatrix(cols,
+    vals**2)`` is sum_f x_f^2 per id, not (sum_f x_f)^2.
+    """
+
+    # CSR row pointers depend only on (B, F): cached, so no per-step allocation.
+    _indptr_cache: dict = {}
+
+    def __init__(self, cols, vals, n_cols):
+        xp = get_xp(cols, vals)
+        B, F = cols.shape
+        self.shape = (B, n_cols)
+        if is_numpy(xp) or is_cupy(xp):
+            key = (B, F, xp.__name__)
+            indptr = self._indptr_cache.get(key)
+            if indptr is None:
+                indptr = xp.arange(0, B * F + 1, F, dtype=xp.int32 if B * F < 2**31 else xp.int64)
+                self._indptr_cache[key] = indptr
+            indices = cols.ravel().astype(indptr.dtype, copy=False)
+            data = vals.ravel()
+            if is_numpy(xp):
+                m = sp.csr_array((data, indices, indptr), shape=self.shape, copy=False)
+            else:  # pragma: no cover - GPU only
+                import cupyx.scipy.sparse as csp
+                m = csp.csr_matrix((data, indices, indptr), shape=self.shape)
+            self._m = m
+            self._mt = None
+        else:
+            # Dense one-hot fallback: (B, F, U) comparison, summed over F.
+            onehot = cols[:, :, None] == arange(n_cols, cols, dtype=cols.dtype)[None, None, :]
+            self._m = xp.sum(astype(onehot, vals.dtype) * vals[:, :, None], axis=1)  # (B, U)
+            self._mt = None
+
+    def __matmul__(self, a):
+        return self._m @ a
+
+    @property
+    def T(self):
+        """The transpose as an object with ``@`` (computed once, then cached)."""
+        if self._mt is None:
+            self._mt = self._m.T
+        return self._mt
+
+
+def add_rows(table, rows, delta):
+    """``table[rows] += delta`` for *unique* ``rows``; returns the updated table.
+
+    In place on NumPy and CuPy. Array-API namespaces have no indexed assignment,
+    so there the table is rebuilt as ``table + onehot(rows).T @ delta`` (a new
+    array): always use the return value.
+    """
+    xp = get_xp(table, rows, delta)
+    if is_numpy(xp) or is_cupy(xp):
+        table[rows] += delta
+        return table
+    onehot = astype(rows[:, None] == arange(table.shape[0], rows, dtype=rows.dtype)[None, :], table.dtype)
+    return table + onehot.T @ delta if table.ndim == 2 else table + xp.reshape(onehot.T @ delta[:, None], (-1,))
+
+
+# --------------------------------------------------------------------- random
+class Random:
+    """Uniform random numbers in [0, 1) on the backend of the model.
+
+    NumPy: ``numpy.random.Generator``. CuPy: ``cupy.random.Generator``, drawn on
+    the GPU (``host=True`` draws on the host with NumPy and copies, which gives
+    the very same numbers as the CPU run, at the price of one transfer a call).
+    Any other namespace: drawn on the host, moved explicitly with ``to_device``.
+    """
+
+    def __init__(self, seed, xp=np, device=None, host=False):
+        self.xp, self.device = xp, device
+        self.on_device = is_cupy(xp) and not host
+        self._gen = xp.random.default_rng(seed) if self.on_device else np.random.default_rng(seed)
+
+    def uniform(self, shape, dtype):
+        if self.on_device:  # pragma: no cover - GPU only
+            return self._gen.random(shape, dtype=dtype)
+        if is_numpy(self.xp):
+            return self._gen.random(shape, dtype=dtype)
+        return astype(to_device(self._gen.random(shape), self.xp, self.device), dtype)

@@ -1,0 +1,293 @@
+r"""FM and NFM, wired from ``layers`` (no math of their own).
+
+.. math::
+    \hat y(x) = w_0 + \sum_i w_i x_i + h^T z_L, \qquad
+    z_0 = \mathrm{dropout}(\mathrm{BN}(f_{BI}(V_x))), \qquad
+    z_l = \mathrm{dropout}(\sigma(\mathrm{BN}(W_l z_{l-1} + b_l)))
+
+in the order of the original code (BN, then activation, then dropout). FM is
+the case with no hidden layers and h fixed to ones: its output is
+sum_k z_0,k (``layers.fm_second_order_forward``).
+
+Parameters live in ``model.params`` (name -> array), named after the paper:
+``w0`` (), ``w`` (n,), ``V`` (n, k), ``W1`` (k, d1), ``b1`` (d1,), ..., ``h``
+(d_L,), and batch-norm scale and shift ``gamma0``/``beta0`` (on f_BI) and
+``gamma1``/``beta1``, ... (on hidden layer l). Batch-norm running averages
+``mean0``/``var0``, ... live in ``model.state`` (not learned).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend as B
+from . import layers as L
+from .data import Batch, validate
+from .losses import check_loss, l2_loss, loss_forward
+
+
+class NFM:
+    """Neural Factorization Machine.
+
+    Parameters
+    ----------
+    n_features : int        number of distinct feature ids n
+    k : int                 embedding size (the paper's hidden factor)
+    layers : sequence of int   hidden layer sizes; () is NFM-0
+    keep_prob : sequence of float   keep probability per hidden layer, and the
+        **last** one for the Bi-Interaction layer (as the original's
+        ``--keep_prob``): len(layers) + 1 values, each in (0, 1]
+    batch_norm : bool       BN on the Bi-Interaction and on each hidden layer
+    activation : str        relu, sigmoid, tanh or identity
+    loss : str              square (regression, labels -1/1 on Frappe) or
+        log (binary, labels 0/1; predictions are probabilities)
+    l2 : float              lambda of lambda/2 ||V_u||^2 on the embedding rows
+        of each batch (see ``losses``)
+    dtype : str             float32 (default, speed) or float64 (checks)
+    seed : int              initial weights (drawn on the host) and dropout
+    backend : str or module numpy (default) or cupy
+    device : Array-API device for namespaces that have several (tests)
+    impl : str              sparse (default: (B, U) sparse products) or gather
+        (the textbook (B, F, k) form); both give the same numbers
+    """
+
+    kind = "nfm"
+
+    def __init__(self, n_features, k=64, layers=(64,), keep_prob=(0.8, 0.5), batch_norm=True,
+                 activation="relu", loss="square", l2=0.0, dtype="float32", seed=2016,
+                 backend="numpy", device=None, impl="sparse", init_std=0.01):
+        layers = tuple(int(d) for d in layers)
+        keep_prob = tuple(float(p) for p in keep_prob)
+        if int(n_features) < 1 or int(k) < 1 or any(d < 1 for d in layers):
+            raise ValueError(f"sizes must be positive: n_features={n_features}, k={k}, layers={layers}")
+        if len(keep_prob) != len(layers) + 1:
+            raise ValueError(f"keep_prob needs {len(layers) + 1} values (one per hidden layer, the last for "
+                             f"the Bi-Interaction layer), got {len(keep_prob)}: {keep_prob}")
+        for p in keep_prob:
+            if not (0.0 < p <= 1.0):
+                raise ValueError(f"keep probability must be in (0, 1], got {p}")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if impl not in ("sparse", "gather"):
+            raise ValueError(f"impl must be 'sparse' or 'gather', got {impl!r}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        self.config = dict(kind=self.kind, n_features=int(n_features), k=int(k), layers=list(layers),
+                           keep_prob=list(keep_prob), batch_norm=bool(batch_norm),
+                           activation=L.check_activation(activation), loss=check_loss(loss), l2=float(l2),
+                           dtype=dtype, seed=int(seed), impl=impl, init_std=float(init_std))
+        self.params, self.state = self._init_host(np.random.default_rng(seed), np.dtype(dtype))
+        self.xp, self.device = np, None
+        self.to(backend, device)
+
+    # ------------------------------------------------------------ construction
+    def _init_host(self, rng, dtype):
+        """Initial weights as the original: V ~ N(0, init_std), w = w0 = 0, hidden
+        weights and biases ~ N(0, sqrt(2 / (fan_in + fan_out))), h ~ N(0, sqrt(2 / (d_L + 1)))
+        (ones for NFM-0). Drawn on the host so one seed gives one set of weights on
+        every backend."""
+        c = self.config
+        n, k, layers = c["n_features"], c["k"], c["layers"]
+        p = {"w0": np.zeros((), dtype), "w": np.zeros(n, dtype),
+             "V": rng.normal(0.0, c["init_std"], (n, k)).astype(dtype)}
+        s = {}
+        if c["batch_norm"]:
+            p["gamma0"], p["beta0"] = np.ones(k, dtype), np.zeros(k, dtype)
+            s["mean0"], s["var0"] = np.zeros(k, dtype), np.ones(k, dtype)
+        d_in = k
+        for l, d in enumerate(layers, start=1):
+            std = math.sqrt(2.0 / (d_in + d))
+            p[f"W{l}"] = rng.normal(0.0, std, (d_in, d)).astype(dtype)
+            p[f"b{l}"] = rng.normal(0.0, std, d).astype(dtype)
+            if c["batch_norm"]:
+                p[f"gamma{l}"], p[f"beta{l}"] = np.ones(d, dtype), np.zeros(d, dtype)
+                s[f"mean{l}"], s[f"var{l}"] = np.zeros(d, dtype), np.ones(d, dtype)
+            d_in = d
+        if self.kind == "nfm":
+            p["h"] = (rng.normal(0.0, math.sqrt(2.0 / (d_in + 1)), d_in).astype(dtype) if layers
+                      else np.ones(k, dtype))
+        return p, s
+
+    def to(self, backend, device=None):
+        """Move parameters and state to ``backend`` ('numpy', 'cupy' or a namespace). Returns self."""
+        xp = B.resolve(backend)
+        host = {n: B.to_numpy(a) for n, a in {**self.params, **self.state}.items()}
+        self.params = {n: B.to_device(host[n], xp, device) for n in self.params}
+        self.state = {n: B.to_device(host[n], xp, device) for n in self.state}
+        self.xp, self.device = xp, device
+        self.dtype = getattr(xp, self.config["dtype"])
+        self.rng = B.Random(self.config["seed"] + 1, xp, device)
+        return self
+
+    # ----------------------------------------------------------------- forward
+    def _prepare(self, batch, need_y):
+        if not isinstance(batch, Batch):
+            batch = Batch(*batch)
+        if need_y and batch.y is None:
+            raise ValueError("this batch has no labels y")
+        if not batch.checked:
+            validate(batch.idx, batch.val, batch.y, self.config["n_features"])
+        val = B.astype(batch.val, self.dtype)
+        y = None if batch.y is None else B.astype(batch.y, self.dtype)
+        return batch.idx, val, y
+
+    def forward(self, idx, val, train=False, rng=None, need_dval=False):
+        """Model output (logits for the log loss) and the caches of every layer.
+
+        ``train`` switches dropout and batch statistics on; ``rng`` (a
+        ``backend.Random``) draws dropout masks (default: the model's own).
+        Returns ``(yhat (B,), caches)``; in training the batch-norm running
+        averages in ``self.state`` are updated.
+        """
+        c, p = self.config, self.params
+        rng = rng or self.rng
+        keep = c["keep_prob"]
+        caches = {}
+        # first-order part and Bi-Interaction on the touched rows
+        if c["impl"] == "sparse":
+            sx = L.sparse_input(idx, val)
+            lin, caches["linear"] = L.sparse_linear_forward(sx, p["w0"], p["w"])        # (B,)
+            z, caches["bi"] = L.sparse_bi_interaction_forward(sx, p["V"])              # (B, k)
+        else:
+            lin, caches["linear"] = L.linear_forward(idx, val, p["w0"], p["w"])         # (B,)
+            E, caches["embed"] = L.embedding_forward(idx, val, p["V"])                 # (B, F, k)
+            z, caches["bi"] = L.bi_interaction_forward(E)                              # (B, k)
+        # hidden stack: layer 0 is the Bi-Interaction output (BN, dropout only)
+        for l in range(len(c["layers"]) + 1):
+            if l > 0:
+                z, caches[f"affine{l}"] = L.affine_forward(z, p[f"W{l}"], p[f"b{l}"])
+            if c["batch_norm"]:
+                z, caches[f"bn{l}"], running = L.batchnorm_forward(
+                    z, p[f"gamma{l}"], p[f"beta{l}"], self.state[f"mean{l}"], self.state[f"var{l}"], train)
+                if train:
+                    self.state[f"mean{l}"], self.state[f"var{l}"] = running
+            if l > 0:
+                z, caches[f"act{l}"] = L.activation_forward(z, c["activation"])
+            # keep[-1] is the Bi-Interaction's, keep[l - 1] hidden layer l's
+            z, caches[f"drop{l}"] = L.dropout_forward(z, keep[-1] if l == 0 else keep[l - 1], rng, train)
+        if self.kind == "fm":
+            f, caches["out"] = L.fm_second_order_forward(z)                            # (B,)
+        else:
+            f, caches["out"] = L.projection_forward(z, p["h"])                         # (B,)
+        return lin + f, caches
+
+    def backward(self, dy, caches, need_dval=False):
+        """Gradients of every parameter from dL/dyhat (B,). Embedding tables get ``RowGrad``."""
+        c, g = self.config, {}
+        if self.kind == "fm":
+            dz = L.fm_second_order_backward(dy, caches["out"])
+        else:
+            dz, g["h"] = L.projection_backward(dy, caches["out"])
+        for l in reversed(range(len(c["layers"]) + 1)):
+            dz = L.dropout_backward(dz, caches[f"drop{l}"])
+            if l > 0:
+                dz = L.activation_backward(dz, caches[f"act{l}"])
+            if c["batch_norm"]:
+                dz, g[f"gamma{l}"], g[f"beta{l}"] = L.batchnorm_backward(dz, caches[f"bn{l}"])
+            if l > 0:
+                dz, g[f"W{l}"], g[f"b{l}"] = L.affine_backward(dz, caches[f"affine{l}"])
+        if c["impl"] == "sparse":
+            dval_bi, g["V"] = L.sparse_bi_interaction_backward(dz, caches["bi"], need_dval)
+            dval_lin, g["w0"], g["w"] = L.sparse_linear_backward(dy, caches["linear"], need_dval)
+        else:
+            dE = L.bi_interaction_backward(dz, caches["bi"])
+            dval_bi, g["V"] = L.embedding_backward(dE, caches["embed"])
+            dval_lin, g["w0"], g["w"] = L.linear_backward(dy, caches["linear"])
+        if need_dval:
+            g["x"] = dval_bi + dval_lin
+        return g
+
+    # --------------------------------------------------------------- user API
+    def loss(self, batch, rng=None, input_grad=False):
+        """Training-mode loss of ``batch`` and the gradients of every parameter.
+
+        Returns ``(loss, grads)``: ``loss`` a 0-d array on the model's backend
+        (no host copy), ``grads`` a dict with the keys of ``params`` (``w`` and
+        ``V`` as ``RowGrad``), plus ``x`` (B, F), dL/dval, when ``input_grad``.
+        """
+        idx, val, y = self._prepare(batch, need_y=True)
+        yhat, caches = self.forward(idx, val, train=True, rng=rng)
+        loss, dy = loss_forward(self.config["loss"], yhat, y)
+        grads = self.backward(dy, caches, need_dval=input_grad)
+        lam = self.config["l2"]
+        if lam > 0:  # lambda/2 ||V_u||^2 on the rows this batch touches (uniq, as grads["V"].rows)
+            Vu = self.xp.take(self.params["V"], grads["V"].rows, axis=0)
+            reg, dreg = l2_loss(Vu, lam)
+            loss = loss + reg
+            grads["V"] = L.RowGrad(grads["V"].rows, grads["V"].values + dreg)
+        return loss, grads
+
+    def scores(self, batch, chunk=16384):
+        """Evaluation-mode model output (BN running averages, no dropout), in chunks."""
+        if not isinstance(batch, Batch):
+            batch = Batch(*batch)
+        n = batch.idx.shape[0]
+        outs = []
+        for i in range(0, n, chunk):
+            j = min(i + chunk, n)        # the Array API leaves out-of-bounds slice ends undefined
+            part = Batch(batch.idx[i:j, ...], batch.val[i:j, ...], None, batch.checked)
+            idx, val, _ = self._prepare(part, need_y=False)
+            outs.append(self.forward(idx, val, train=False)[0])
+        return outs[0] if len(outs) == 1 else self.xp.concat(outs) if hasattr(self.xp, "concat") \
+            else self.xp.concatenate(outs)
+
+    def predict(self, batch, chunk=16384):
+        """Predictions: yhat for the square loss, probabilities sigmoid(yhat) for the log loss."""
+        s = self.scores(batch, chunk)
+        return s if self.config["loss"] == "square" else 0.5 * (1.0 + self.xp.tanh(0.5 * s))
+
+    # ---------------------------------------------------------------- summary
+    def n_params(self):
+        return sum(int(math.prod(a.shape)) for a in self.params.values())
+
+    def __repr__(self):
+        c = self.config
+        rows = [("w0", "global bias", ()), ("w", "linear weights", (c["n_features"],)),
+                ("V", "embeddings v_i", (c["n_features"], c["k"]))]
+        if c["batch_norm"]:
+            rows.append(("gamma0, beta0", "BN on f_BI", (2, c["k"])))
+        for l, d in enumerate(c["layers"], start=1):
+            d_in = c["k"] if l == 1 else c["layers"][l - 2]
+            rows.append((f"W{l}, b{l}", f"hidden layer {l} ({c['activation']})", (d_in + 1, d)))
+            if c["batch_norm"]:
+                rows.append((f"gamma{l}, beta{l}", f"BN on layer {l}", (2, d)))
+        if "h" in self.params:
+            rows.append(("h", "prediction weights", tuple(self.params["h"].shape)))
+        name = "FM" if self.kind == "fm" else f"NFM-{len(c['layers'])}"
+        lines = [f"{name}(n_features={c['n_features']}, k={c['k']}, layers={c['layers']}, "
+                 f"keep_prob={c['keep_prob']}, batch_norm={c['batch_norm']}, loss={c['loss']!r}, "
+                 f"dtype={c['dtype']}, backend={self.xp.__name__})",
+                 f"  {'parameter':<16}{'role':<30}{'shape':<16}{'count':>12}"]
+        for pname, role, shape in rows:
+            lines.append(f"  {pname:<16}{role:<30}{str(shape):<16}{math.prod(shape):>12,}")
+        n, k = c["n_features"], c["k"]
+        lines.append(f"  {'w and V: n (k + 1), the count in the paper':<62}{n * (k + 1):>12,}")
+        lines.append(f"  {'total':<62}{self.n_params():>12,}")
+        return "\n".join(lines)
+
+
+class FM(NFM):
+    """Factorization machine: NFM with no hidden layers and h fixed to ones.
+
+    yhat = w0 + sum_i w_i x_i + sum_k dropout(BN(f_BI))_k. The original FM.py
+    uses dropout on f_BI (``keep_prob`` 0.5) and no BN by default.
+    """
+
+    kind = "fm"
+
+    def __init__(self, n_features, k=64, keep_prob=0.5, batch_norm=False, loss="square", l2=0.0,
+                 dtype="float32", seed=2016, backend="numpy", device=None, impl="sparse", init_std=0.01):
+        kp = keep_prob if isinstance(keep_prob, (int, float)) else keep_prob[-1]
+        super().__init__(n_features, k, (), (kp,), batch_norm, "identity", loss, l2, dtype, seed,
+                         backend, device, impl, init_std)
+
+
+def build(config, backend="numpy", device=None):
+    """A model from its ``config`` dict (as saved in checkpoints)."""
+    c = dict(config)
+    kind = c.pop("kind")
+    if kind == "fm":
+        c.pop("layers"), c.pop("activation")
+        return FM(backend=backend, device=device, **c)
+    return NFM(backend=backend, device=device, **c)

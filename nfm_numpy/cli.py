@@ -106,15 +106,208 @@ def _float32_report(model64, batch, seed, h, threshold):
     return report
 
 
+# ---------------------------------------------------------------------- train
+SYNTHETIC_NOISE = 0.1
+
+
+def add_model_options(p):
+    p.add_argument("--model", choices=["fm", "nfm"], default="nfm")
+    p.add_argument("--hidden-factor", type=int, default=64, help="embedding size k (default 64)")
+    p.add_argument("--layers", type=int_list, default=[64], help="hidden layer sizes (nfm), e.g. 64 or 64,32")
+    p.add_argument("--keep-prob", type=float_list, default=None,
+                   help="keep probabilities, one per hidden layer, the LAST for the Bi-Interaction layer, as "
+                        "the original (default 0.8,0.5; fm: 0.5)")
+    p.add_argument("--batch-norm", type=switch, default=None, help="0 or 1 (default: 1 for nfm, 0 for fm)")
+    p.add_argument("--activation", default="relu", help="relu, sigmoid, tanh or identity")
+    p.add_argument("--loss", default="square", help="square (regression) or log (binary)")
+    p.add_argument("--l2", type=float, default=0.0, help="lambda of the L2 term on the embeddings (default 0)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    p.add_argument("--seed", type=int, default=2016, help="initial weights, dropout and shuffling (default 2016)")
+
+
+def add_data_options(p):
+    p.add_argument("--dataset", choices=["synthetic", "frappe", "ml-tag"], default="synthetic",
+                   help="synthetic (built in, default), or frappe / ml-tag (downloaded once into the cache, "
+                        "$NFM_NUMPY_DATA or ~/.cache/nfm_numpy)")
+    p.add_argument("--data-dir", default=None,
+                   help="a folder with NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm")
+
+
+def add_commands(sub):
+    p = sub.add_parser("train", help="train FM or NFM (default: NFM on the built-in synthetic data)",
+                       description="Train FM or NFM; print one line per epoch and, last, the test metric at the "
+                                   "best validation epoch.")
+    add_model_options(p)
+    add_data_options(p)
+    p.add_argument("--optimizer", choices=["adagrad", "adam", "sgd", "momentum"], default="adagrad")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (the cap, with early stopping): default 200 on real data (the original's), "
+                        "40 on synthetic")
+    p.add_argument("--early-stop", type=switch, default=True,
+                   help="1 (default): stop when the validation metric rose 4 epochs in a row")
+    p.add_argument("--pretrain", type=switch, default=False,
+                   help="1: train an FM first and start NFM's w0, w and V from it (the paper's pretraining)")
+    p.add_argument("--eval-train", type=switch, default=False,
+                   help="1: evaluate the whole training set each epoch (the original does; slower). "
+                        "0 (default): the train column is the running metric of the epoch's batches")
+    p.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows")
+    p.add_argument("--save", default=None, help="write the trained model to this .npz file")
+    p.add_argument("--plot", default=None, help="write the learning curves to this PNG file")
+    p.add_argument("--history", default=None, help="write one JSON line per epoch to this file")
+    p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
+    p.set_defaults(run=run_train)
+
+    for name, helptext in (("evaluate", "metrics of a saved model on a dataset's validation and test parts"),
+                           ("predict", "one prediction per line for a libFM file or a dataset part")):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--load", required=True, help="a model saved with train --save")
+        add_data_options(p)
+        p.add_argument("--file", default=None, help="a libFM file (its ids are the raw ids of the training data)")
+        p.add_argument("--part", choices=["train", "validation", "test"], default="test")
+        p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+        p.set_defaults(run=run_evaluate if name == "evaluate" else run_predict)
+
+
+def make_model(a, n_features):
+    from .model import FM, NFM
+    if a.model == "fm":
+        keep = (a.keep_prob or [0.5])[-1]
+        bn = bool(a.batch_norm) if a.batch_norm is not None else False
+        return FM(n_features, a.hidden_factor, keep, bn, a.loss, a.l2, a.dtype, a.seed, a.backend)
+    keep = a.keep_prob or ([0.8] * len(a.layers) + [0.5])
+    bn = True if a.batch_norm is None else a.batch_norm
+    return NFM(n_features, a.hidden_factor, a.layers, keep, bn, a.activation, a.loss, a.l2, a.dtype, a.seed,
+               a.backend)
+
+
+def load_data(a, loss, progress=True):
+    from . import datasets as D
+    if a.data_dir:
+        return D.load(a.dataset if a.dataset != "synthetic" else None, data_dir=a.data_dir, loss=loss)
+    return D.load(a.dataset, loss=loss, seed=0, noise=SYNTHETIC_NOISE) if a.dataset == "synthetic" \
+        else D.load(a.dataset, loss=loss, progress=progress)
+
+
+def run_train(a):
+    import time
+
+    from . import checkpoint, train
+    from .datasets import Split
+
+    t0 = time.perf_counter()
+    split = load_data(a, a.loss)
+    if a.train_rows:
+        split = Split(split.train.subset(a.train_rows), split.valid, split.test)
+    print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
+          f"[read in {time.perf_counter() - t0:.2f} s]")
+    if a.dataset == "synthetic" and not a.data_dir and a.loss == "square":
+        print(f"noise floor: the best achievable test rmse is about {SYNTHETIC_NOISE} (the label noise)")
+    model = make_model(a, split.train.n_features)
+    print(model)
+    epochs = a.epochs or (40 if a.dataset == "synthetic" and not a.data_dir else 200)
+    kw = dict(optimizer=a.optimizer, lr=a.lr, batch_size=a.batch_size, epochs=epochs, early_stop=a.early_stop,
+              progress=a.progress, eval_train=a.eval_train)
+    if a.pretrain and a.model == "nfm":
+        train.pretrain_fm(model, split, **kw)
+        print("training NFM:")
+    hist = train.fit(model, split, history_path=a.history, **kw)
+    best = hist.best
+    if a.save:
+        checkpoint.save(model, a.save, {"raw_ids": split.train.raw_ids})
+        print(f"saved {a.save}")
+    if a.plot:
+        plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on {a.dataset}",
+                     SYNTHETIC_NOISE if a.dataset == "synthetic" and a.loss == "square" else None)
+        print(f"wrote {a.plot}")
+    if best is None:
+        print(f"{hist.stopped}; no epoch finished")
+        return 1
+    secs = hist.column("seconds")
+    print(f"{hist.stopped}; best validation epoch {hist.best_epoch} of {len(hist.epochs)} "
+          f"(median epoch {sorted(secs)[len(secs) // 2]:.2f} s)")
+    if a.loss == "square":
+        print(f"test auc: {best['test_auc']:.4f}")
+        print(f"test rmse: {best['test']:.4f}")
+    else:
+        print(f"test logloss: {best['test']:.4f}")
+        print(f"test auc: {best['test_auc']:.4f}")
+    return 0
+
+
+def plot_history(hist, path, title, floor=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = hist.column("epoch")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("train", "valid", "test"):
+        ax.plot(ep, hist.column(key), label=key)
+    if floor is not None:
+        ax.axhline(floor, color="gray", ls="--", label="noise floor")
+    ax.axvline(hist.best_epoch, color="k", lw=0.5, ls=":", label="best validation epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{hist.metric}")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _saved(a):
+    from . import checkpoint
+    model, extra = checkpoint.load(a.load, a.backend)
+    return model, extra.get("raw_ids")
+
+
+def _part(a, model, raw_ids):
+    from . import datasets as D
+    loss = model.config["loss"]
+    if a.file:
+        if raw_ids is None:
+            raise ValueError(f"{a.load} holds no feature-id map; predict on a --dataset part instead")
+        return D.read_with_ids(a.file, raw_ids, loss)
+    split = load_data(a, loss, progress=False)
+    if split.train.n_features != model.config["n_features"]:
+        raise ValueError(f"the data has {split.train.n_features} features, the model "
+                         f"{model.config['n_features']}: not the data it was trained on")
+    return {"train": split.train, "validation": split.valid, "test": split.test}[a.part]
+
+
+def run_evaluate(a):
+    from .train import evaluate
+    model, raw_ids = _saved(a)
+    data = _part(a, model, raw_ids)
+    for name, value in evaluate(model, data.to(model.xp, model.device, model.config["dtype"])).items():
+        print(f"{a.part if not a.file else data.name} {name}: {value:.4f}")
+    return 0
+
+
+def run_predict(a):
+    import numpy as np
+
+    from . import backend as B
+    model, raw_ids = _saved(a)
+    data = _part(a, model, raw_ids).to(model.xp, model.device, model.config["dtype"])
+    pred = B.to_numpy(model.predict(data.batch()))
+    np.savetxt(sys.stdout, pred, fmt="%.6g")
+    return 0
+
+
 # ----------------------------------------------------------------------- main
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m nfm_numpy",
                                      description="Neural Factorization Machines in NumPy / CuPy.")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
     add_gradcheck(sub)
     a = parser.parse_args(argv)
     try:
         return a.run(a)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -99,13 +99,14 @@ def from_csr(X, y=None, dtype=np.float32):
 class Dataset:
     """Rows in the padded form, validated once, on one backend.
 
-    Attributes: ``idx`` (N, F), ``val`` (N, F), ``y`` (N,), ``n_features``, ``name``.
+    Attributes: ``idx`` (N, F), ``val`` (N, F), ``y`` (N,), ``n_features``, ``name``, and
+    ``raw_ids`` (n,) the original id of each dense id (None when ids were dense already).
     """
 
-    def __init__(self, idx, val, y, n_features, name="data"):
+    def __init__(self, idx, val, y, n_features, name="data", raw_ids=None):
         validate(idx, val, y, n_features, where=name)
         self.idx, self.val, self.y = idx, val, y
-        self.n_features, self.name = int(n_features), name
+        self.n_features, self.name, self.raw_ids = int(n_features), name, raw_ids
 
     def __len__(self):
         return self.idx.shape[0]
@@ -122,7 +123,7 @@ class Dataset:
             val, y = val.astype(dtype), y.astype(dtype)
         out = Dataset.__new__(Dataset)
         out.idx, out.val, out.y = (B.to_device(a, xp, device) for a in (self.idx, val, y))
-        out.n_features, out.name = self.n_features, self.name
+        out.n_features, out.name, out.raw_ids = self.n_features, self.name, self.raw_ids
         return out
 
     def batch(self, rows=None):
@@ -139,5 +140,5 @@ class Dataset:
         """The first ``n`` rows (a view), for quick runs."""
         out = Dataset.__new__(Dataset)
         out.idx, out.val, out.y = self.idx[:n, ...], self.val[:n, ...], self.y[:n, ...]
-        out.n_features, out.name = self.n_features, self.name
+        out.n_features, out.name, out.raw_ids = self.n_features, self.name, self.raw_ids
         return out

@@ -1,0 +1,398 @@
+"""Datasets: the libFM reader, Frappe and MovieLens-tag by name, local splits, and
+the built-in synthetic dataset.
+
+``load(name, ...)`` returns a ``Split(train, valid, test)`` of ``Dataset``s that
+share one id space. Frappe and MovieLens-tag may not be redistributed: they are
+downloaded from the original NFM repository into a cache folder (or read from
+a folder you name) and never shipped with this package.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .data import Dataset
+
+# ------------------------------------------------------------------ libFM files
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[ord(" "), ord("\t"), ord("\r"), ord("\n"), ord("\v"), ord("\f")]] = True
+
+
+class LibFMError(ValueError):
+    """A malformed libFM file; the message names the file and the line."""
+
+
+def _slow_find_error(path, data):
+    """Walk the lines one by one to name the first malformed one (only on the error path)."""
+    for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        where = f"{path}, line {number}"
+        try:
+            label = float(tokens[0])
+        except ValueError:
+            raise LibFMError(f"{where}: label {tokens[0]!r} is not a number") from None
+        if not np.isfinite(label):
+            raise LibFMError(f"{where}: label {tokens[0]!r} is not finite")
+        for tok in tokens[1:]:
+            parts = tok.split(":")
+            if len(parts) != 2 or not parts[0] or not parts[1]:
+                raise LibFMError(f"{where}: expected 'id:value', got {tok!r}")
+            try:
+                fid, v = int(parts[0]), float(parts[1])
+            except ValueError:
+                raise LibFMError(f"{where}: expected 'id:value' with an integer id and a number, "
+                                 f"got {tok!r}") from None
+            if fid < 0:
+                raise LibFMError(f"{where}: negative feature id in {tok!r}")
+            if not np.isfinite(v):
+                raise LibFMError(f"{where}: value in {tok!r} is not finite")
+    raise LibFMError(f"{path}: could not be parsed (no single bad line found)")
+
+
+def read_libfm(path):
+    """Read a libFM / svmlight file: one example a line, ``label id:value id:value ...``.
+
+    LF or CRLF line ends, any whitespace, rows of any length, real values; blank
+    lines are skipped. Vectorised: the numbers are parsed by one NumPy call and
+    the row structure is found from the positions of whitespace and colons.
+
+    Returns ``(ids, val, y)``: raw feature ids (N, F) int64 padded with -1,
+    values (N, F) float64 padded with 0, labels (N,) float64.
+    Raises ``LibFMError`` naming the file and line of the first malformed line.
+    """
+    path = str(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    arr = np.frombuffer(data, dtype=np.uint8)
+    space = _WHITESPACE[arr]                                              # (nbytes,)
+    newlines = np.flatnonzero(arr == ord("\n"))
+    colons = np.flatnonzero(arr == ord(":"))
+    starts = np.flatnonzero(~space[1:] & space[:-1]) + 1                  # first byte of each token
+    if arr.size and not space[0]:
+        starts = np.concatenate(([0], starts))
+    # per line: how many token starts (colons) lie before each line end, differenced
+    ends = np.concatenate((newlines, [arr.size]))
+    tokens_per_line = np.diff(np.searchsorted(starts, ends), prepend=0)
+    colons_per_line = np.diff(np.searchsorted(colons, ends), prepend=0)
+    used = tokens_per_line > 0                                            # blank lines are skipped
+    if np.any(tokens_per_line[used] != 1 + colons_per_line[used]):
+        _slow_find_error(path, data)
+    nnz = colons_per_line[used]                                           # (N,) entries per row
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                    # text that is not a number
+        try:
+            nums = np.fromstring(data.translate(bytes.maketrans(b":", b" ")), sep=" ")
+        except (ValueError, DeprecationWarning):
+            _slow_find_error(path, data)
+    if nums.size != used.sum() + 2 * nnz.sum():
+        _slow_find_error(path, data)
+    N, F = nnz.size, int(nnz.max(initial=0))
+    row_start = np.concatenate(([0], np.cumsum(1 + 2 * nnz)[:-1]))          # offset of each label
+    y = nums[row_start]
+    row = np.repeat(np.arange(N), nnz)                                    # row of each entry
+    pos = np.arange(row.size) - np.repeat(np.cumsum(nnz) - nnz, nnz)      # place within its row
+    at = row_start[row] + 1 + 2 * pos                                     # offset of its id
+    raw_ids, values = nums[at], nums[at + 1]
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(values))
+            and np.all(raw_ids >= 0) and np.all(raw_ids == np.floor(raw_ids))):
+        _slow_find_error(path, data)
+    ids = np.full((N, max(F, 1)), -1, dtype=np.int64)
+    val = np.zeros((N, max(F, 1)), dtype=np.float64)
+    ids[row, pos] = raw_ids.astype(np.int64)
+    val[row, pos] = values
+    return ids, val, y
+
+
+# ------------------------------------------------------------------ splits
+class Split(NamedTuple):
+    train: Dataset
+    valid: Dataset
+    test: Dataset
+
+
+def map_ids(*id_arrays):
+    """Dense ids 0..n-1 in order of first appearance, scanning the arrays in the
+    order given (the original's LoadData.map_features scans train, test,
+    validation). Padding (-1) maps to 0 and stays padding (its value is 0).
+    Returns the mapped arrays and ``raw_ids`` (n,): the raw id of each dense id."""
+    flat = np.concatenate([a[a >= 0] for a in id_arrays])                 # in scan order
+    top = int(flat.max(initial=-1)) + 1
+    if top <= 4 * flat.size + 1024:
+        # ids are small integers: one table of first positions, O(n), no sort of all ids
+        first = np.full(top, flat.size, dtype=np.int64)
+        np.minimum.at(first, flat, np.arange(flat.size))
+        uniq = np.flatnonzero(first < flat.size)                          # sorted raw ids present
+        first = first[uniq]
+    else:
+        uniq, first = np.unique(flat, return_index=True)
+    order = np.argsort(first, kind="stable")                              # uniq by first appearance
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[order] = np.arange(uniq.size)
+    if top <= 4 * flat.size + 1024:
+        lookup = np.zeros(top, dtype=np.int64)                            # raw id -> dense id
+        lookup[uniq] = rank
+
+        def dense(raw):
+            return lookup[raw]
+    else:
+        def dense(raw):
+            return rank[np.searchsorted(uniq, raw)]
+    out = []
+    for a in id_arrays:
+        m = np.zeros(a.shape, dtype=np.int64)
+        real = a >= 0
+        m[real] = dense(a[real])
+        out.append(m)
+    return out, uniq[order]
+
+
+def load_libfm_split(train_path, valid_path, test_path, loss="square", name="data", dtype=np.float32):
+    """Read three libFM files into a ``Split`` with one shared id space.
+
+    For ``loss='log'`` labels become 1 where the file's label is > 0, else 0 (as the original)."""
+    parts = {role: read_libfm(p) for role, p in (("train", train_path), ("test", test_path),
+                                                  ("valid", valid_path))}
+    (tr, te, va), raw_ids = map_ids(parts["train"][0], parts["test"][0], parts["valid"][0])
+    mapped = {"train": tr, "test": te, "valid": va}
+    out = {}
+    for role in ("train", "valid", "test"):
+        _, val, y = parts[role]
+        out[role] = Dataset(mapped[role], val.astype(dtype), labels_for(y, loss).astype(dtype), raw_ids.size,
+                            f"{name}.{role}", raw_ids)
+    return Split(out["train"], out["valid"], out["test"])
+
+
+def labels_for(y, loss):
+    """The original's labels: as in the file for 'square'; 1 where y > 0, else 0, for 'log'."""
+    return (y > 0).astype(np.float64) if loss == "log" else y
+
+
+def read_with_ids(path, raw_ids, loss="square", dtype=np.float32):
+    """A libFM file in the id space of a trained model (``raw_ids``: the raw id of each
+    dense id, saved in checkpoints). An id the model never saw is an error."""
+    ids, val, y = read_libfm(path)
+    order = np.argsort(raw_ids)
+    real = ids >= 0
+    pos = np.searchsorted(raw_ids, ids[real], sorter=order)
+    pos = np.minimum(pos, raw_ids.size - 1)
+    found = raw_ids[order[pos]] == ids[real]
+    if not found.all():
+        bad_row = np.nonzero(real)[0][np.argmin(found)]
+        raise LibFMError(f"{path}: feature id {ids[real][np.argmin(found)]} (example {bad_row + 1}) "
+                         "is not one the model was trained with")
+    dense = np.zeros(ids.shape, dtype=np.int64)
+    dense[real] = order[pos]
+    return Dataset(dense, val.astype(dtype), labels_for(y, loss).astype(dtype), raw_ids.size, Path(path).name,
+                   raw_ids)
+
+
+def find_split_files(directory, name=None):
+    """``NAME.train.libfm``, ``NAME.validation.libfm``, ``NAME.test.libfm`` in ``directory``."""
+    d = Path(directory)
+    if name is None:
+        found = sorted(d.glob("*.train.libfm"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{d}: expected one *.train.libfm file, found {len(found)}")
+        name = found[0].name[: -len(".train.libfm")]
+    paths = [d / f"{name}.{s}.libfm" for s in ("train", "validation", "test")]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"missing: {', '.join(missing)}")
+    return name, paths
+
+
+# ------------------------------------------------------------------ download
+REPO_URL = "https://raw.githubusercontent.com/hexiangnan/neural_factorization_machine/master/data"
+BLOB_IDS = {  # git blob ids of the files in the original repository
+    "frappe": {"train": "176b2aaf1f63dd13d3e66a5c17c8ec8186e91893",
+               "validation": "50b9c04bcf58dcb46d0b0070d3d6f88b45c9baab",
+               "test": "d7cdd03f0e2415c97618de617f20bedd50e8fce7"},
+    "ml-tag": {"train": "45c9017ca7cb14b3df2b7378f3a935577a8a102f",
+               "validation": "0950186b80ca3158f40c3734e28d236785ad77ac",
+               "test": "aef8f29a1a396d6ea34e692d26eec9bba2f7ae8b"},
+}
+
+
+def cache_dir():
+    """$NFM_NUMPY_DATA, else $XDG_CACHE_HOME/nfm_numpy, else ~/.cache/nfm_numpy."""
+    if os.environ.get("NFM_NUMPY_DATA"):
+        return Path(os.environ["NFM_NUMPY_DATA"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nfm_numpy"
+
+
+def git_blob_id(path):
+    """The id git gives a file's contents: sha1(b'blob <size>\\0' + contents)."""
+    h = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or cached file is not the original (its git blob id differs)."""
+
+
+class IncompleteTransfer(OSError):
+    """The connection closed before the whole file arrived."""
+
+
+def download_file(url, dest, blob_id, progress=True, timeout=60):
+    """Fetch ``url`` into ``dest``: written to a temporary file beside it and moved into
+    place only once its git blob id matches; nothing is left behind on any failure."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            bar = _progress(total, dest.name, progress)
+            got = 0
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                out.write(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+            bar.close()
+        if total is not None and got != total:
+            raise IncompleteTransfer(f"{url}: transfer broke off after {got} of {total} bytes")
+        actual = git_blob_id(tmp)
+        if actual != blob_id:
+            raise ChecksumError(f"{url}: checksum mismatch (git blob {actual}, expected {blob_id}); "
+                                "the file was not kept")
+        os.replace(tmp, dest)
+    except http.client.HTTPException as e:     # e.g. IncompleteRead: the connection closed early
+        os.remove(tmp)
+        raise IncompleteTransfer(f"{url}: transfer broke off ({e!r})") from e
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return dest
+
+
+def _progress(total, desc, enabled):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not enabled, leave=False)
+
+
+def fetch(name, directory=None, base_url=None, progress=True):
+    """The three files of ``name`` ('frappe' or 'ml-tag') in the cache, downloaded if absent.
+
+    Files already present are verified too. ``base_url`` replaces the original
+    repository's address (tests serve files from 127.0.0.1)."""
+    if name not in BLOB_IDS:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(BLOB_IDS)}")
+    d = Path(directory) if directory else cache_dir() / name
+    # base: the folder (URL) that holds NAME.train.libfm etc.
+    base = (base_url or os.environ.get("NFM_NUMPY_BASE_URL") or f"{REPO_URL}/{name}").rstrip("/")
+    paths = []
+    for split, blob in BLOB_IDS[name].items():
+        dest = d / f"{name}.{split}.libfm"
+        if dest.exists() and git_blob_id(dest) != blob:
+            raise ChecksumError(f"{dest} is not the original file (its git blob id differs); remove it, or "
+                                f"pass its folder as --data-dir to use it as a local split")
+        if not dest.exists():
+            url = f"{base}/{name}.{split}.libfm"
+            try:
+                download_file(url, dest, blob, progress)
+            except OSError as e:
+                raise OSError(f"could not download {url} ({e}). Offline? Put {name}.train.libfm, "
+                              f"{name}.validation.libfm and {name}.test.libfm from "
+                              f"github.com/hexiangnan/neural_factorization_machine (data/{name}/) in {d}, "
+                              f"or any split in a folder given as --data-dir") from e
+        paths.append(dest)
+    return d
+
+
+# ------------------------------------------------------------------ synthetic
+FRAPPE_FIELDS = (957, 4082, 7, 7, 2, 3, 2, 9, 80, 233)   # Frappe's 10 fields, 5,382 values
+# Frappe's fields with the user, item, country and city fields cut to about a fifth, so that
+# the default 80,000 rows see every value often enough to learn it (1,170 features).
+SYNTHETIC_FIELDS = (200, 800, 7, 7, 2, 3, 2, 9, 40, 100)
+
+
+def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FIELDS, k_teacher=8,
+              noise=0.1, higher_order=0.5, loss="square", seed=0, dtype=np.float32):
+    r"""A built-in dataset, no download: categorical fields and a hidden teacher.
+
+    Each row has one value per field (one-hot), drawn with a popularity skew
+    (p ~ 1 / rank^0.8, as users and items are). The label is
+
+        y = w0 + sum_i w_i + FM_2(x) + g(x) + noise,  noise ~ N(0, noise^2)
+
+    with FM_2 the teacher's pairwise term (embeddings of size ``k_teacher``)
+    and g a higher-order term, a fixed random two-layer tanh network on the
+    teacher's Bi-Interaction vector, which an FM cannot represent and NFM can.
+    The linear, pairwise and higher-order parts are scaled to variances
+    0.2, 0.3 and ``higher_order`` x 0.5 of the signal; the best achievable
+    RMSE is ``noise`` (the noise floor). For ``loss='log'`` labels are drawn
+    from Bernoulli(sigmoid(3 y)) as 0/1.
+    Deterministic for a seed. Returns a ``Split``.
+    """
+    rng = np.random.default_rng(seed)
+    fields = tuple(int(c) for c in fields)
+    offsets = np.concatenate(([0], np.cumsum(fields)[:-1]))
+    n_features = int(sum(fields))
+    n = n_train + n_valid + n_test
+    cols = []
+    for c in fields:
+        p = 1.0 / np.arange(1, c + 1) ** 0.8
+        cols.append(rng.choice(c, size=n, p=p / p.sum()))
+    idx = np.stack(cols, axis=1) + offsets                                 # (n, F)
+    # teacher
+    w = rng.normal(0, 1, n_features)
+    V = rng.normal(0, 1, (n_features, k_teacher))
+    W1 = rng.normal(0, 1 / np.sqrt(k_teacher), (k_teacher, 16))
+    u = rng.normal(0, 1 / 4, 16)
+    lin = w[idx].sum(1)
+    E = V[idx]                                                             # (n, F, k)
+    bi = 0.5 * (E.sum(1) ** 2 - (E ** 2).sum(1))                           # (n, k)
+    pair = bi.sum(1)
+    bi_std = (bi - bi.mean(0)) / bi.std(0)
+    high = np.tanh(bi_std @ W1) @ u + 0.5 * np.tanh(bi_std[:, 0] * bi_std[:, 1])
+
+    def unit(a):
+        return (a - a.mean()) / a.std()
+
+    signal = (np.sqrt(0.2) * unit(lin) + np.sqrt(0.3) * unit(pair)
+              + np.sqrt(0.5 * higher_order) * unit(high))
+    if loss == "log":
+        y = (rng.uniform(size=n) < 1 / (1 + np.exp(-3 * signal))).astype(np.float64)
+    else:
+        y = signal + rng.normal(0, noise, n)
+    val = np.ones(idx.shape)
+    cuts = [0, n_train, n_train + n_valid, n]
+    parts = [Dataset(idx[a:b], val[a:b].astype(dtype), y[a:b].astype(dtype), n_features, f"synthetic.{r}",
+                     np.arange(n_features))
+             for r, a, b in zip(("train", "valid", "test"), cuts[:-1], cuts[1:])]
+    return Split(*parts)
+
+
+# ------------------------------------------------------------------ by name
+def load(name="synthetic", data_dir=None, loss="square", seed=0, download=True, progress=True, **synthetic_kw):
+    """A ``Split`` by name: 'synthetic', 'frappe' or 'ml-tag'; or ``data_dir``, a folder
+    holding NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm."""
+    if data_dir is not None:
+        stem, (tr, va, te) = find_split_files(data_dir, None if name in ("synthetic", None) else name)
+        return load_libfm_split(tr, va, te, loss, stem)
+    if name == "synthetic":
+        return synthetic(loss=loss, seed=seed, **synthetic_kw)
+    if name not in BLOB_IDS:
+        raise ValueError(f"unknown dataset {name!r}: expected synthetic, frappe or ml-tag (or --data-dir)")
+    d = fetch(name, progress=progress) if download else cache_dir() / name
+    _, (tr, va, te) = find_split_files(d, name)
+    return load_libfm_split(tr, va, te, loss, name)

@@ -1,0 +1,174 @@
+"""Training loop, early stopping, reproducibility, NaN guard, pretraining, checkpoints, CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nfm_numpy as nf
+from nfm_numpy import checkpoint, datasets as D, train as T
+from nfm_numpy.backend import to_numpy
+
+
+@pytest.fixture(scope="module")
+def small():
+    return D.synthetic(n_train=6000, n_valid=1500, n_test=1500, seed=1)
+
+
+def test_should_stop_is_the_originals_rule():
+    assert not T.should_stop([5, 4, 3, 4, 5, 6])                 # 3 rises
+    assert T.should_stop([5, 4, 3, 4, 5, 6, 7])                  # 4 rises in a row
+    assert not T.should_stop([5, 4, 3, 4, 5, 4, 7])
+    assert not T.should_stop([1, 2, 3, 4, 5])                     # needs more than 5 epochs
+    assert T.should_stop([1, 2, 3, 4, 5, 6], patience=4)
+    assert T.should_stop([3, 1, 2, 3], patience=2)
+
+
+def test_training_learns_and_restores_the_best_epoch(small):
+    model = nf.NFM(small.train.n_features, k=16, layers=[16], keep_prob=[0.8, 0.5], seed=0)
+    before = T.evaluate(model, small.test)["rmse"]
+    hist = T.fit(model, small, batch_size=64, epochs=12, log=None)
+    assert len(hist.epochs) >= 6
+    best = hist.best
+    assert best["valid"] == min(hist.column("valid"))
+    assert best["test"] < before - 0.1                          # it learned
+    # the model holds the best epoch's weights
+    assert T.evaluate(model, small.valid)["rmse"] == pytest.approx(best["valid"], abs=1e-6)
+    assert T.evaluate(model, small.test)["rmse"] == pytest.approx(best["test"], abs=1e-6)
+
+
+def test_early_stopping_stops(small):
+    tiny = D.Split(small.train.subset(1000), small.valid, small.test)    # overfits fast
+    model = nf.NFM(small.train.n_features, k=32, layers=[32], keep_prob=[1.0, 1.0], seed=0)
+    hist = T.fit(model, tiny, batch_size=32, epochs=60, log=None)
+    assert "early stop" in hist.stopped and len(hist.epochs) < 60
+    v = hist.column("valid")
+    assert all(v[-i] > v[-i - 1] for i in range(1, 5))
+
+
+def test_same_seed_same_numbers(small):
+    runs = []
+    for _ in range(2):
+        m = nf.NFM(small.train.n_features, k=8, layers=[8], keep_prob=[0.8, 0.5], seed=7)
+        runs.append(T.fit(m, small, epochs=3, log=None).epochs)
+    for a, b in zip(*runs):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    m = nf.NFM(small.train.n_features, k=8, layers=[8], keep_prob=[0.8, 0.5], seed=8)
+    assert T.fit(m, small, epochs=3, log=None).epochs[-1]["valid"] != runs[0][-1]["valid"]
+
+
+def test_nan_loss_stops_with_epoch_and_batch_and_keeps_good_weights(small):
+    model = nf.NFM(small.train.n_features, k=8, layers=[8], seed=0)
+    lines = []
+    hist = T.fit(model, small, optimizer="sgd", lr=1e6, epochs=5, log=lines.append)
+    assert "at epoch 1, batch" in hist.stopped and hist.best_epoch == 0
+    assert any("weights restored" in line for line in lines)
+    for a in model.params.values():
+        assert np.all(np.isfinite(a))
+    init = nf.NFM(small.train.n_features, k=8, layers=[8], seed=0)
+    for n in init.params:
+        np.testing.assert_array_equal(model.params[n], init.params[n])
+
+
+def test_pretraining_starts_nfm_from_the_fm(small):
+    nfm = nf.NFM(small.train.n_features, k=8, layers=[8], seed=0)
+    fm_hist = T.pretrain_fm(nfm, small, epochs=2, log=None)
+    assert len(fm_hist.epochs) == 2
+    fm = nf.FM(small.train.n_features, k=8, keep_prob=0.5, seed=0)
+    T.fit(fm, small, epochs=2, log=None)
+    for name in ("w0", "w", "V"):
+        np.testing.assert_array_equal(nfm.params[name], fm.params[name])
+
+
+def test_log_loss_training(small):
+    logsplit = D.synthetic(n_train=6000, n_valid=1500, n_test=1500, seed=1, loss="log")
+    model = nf.NFM(logsplit.train.n_features, k=8, layers=[8], loss="log", seed=0)
+    hist = T.fit(model, logsplit, epochs=4, log=None)
+    assert hist.metric == "logloss" and hist.best["test_auc"] > 0.7
+    p = model.predict(logsplit.test.batch())
+    assert np.all((p > 0) & (p < 1))
+
+
+def test_checkpoint_round_trip_bit_for_bit(small, tmp_path):
+    model = nf.NFM(small.train.n_features, k=8, layers=[8, 4], keep_prob=[0.8, 0.9, 0.5], seed=3,
+                   activation="tanh", dtype="float64")
+    T.fit(model, small, epochs=2, log=None)
+    path = checkpoint.save(model, tmp_path / "m.npz", {"raw_ids": small.train.raw_ids})
+    loaded, extra = checkpoint.load(path)
+    assert loaded.config == model.config
+    for group in ("params", "state"):
+        a, b = getattr(model, group), getattr(loaded, group)
+        assert a.keys() == b.keys()
+        for n in a:
+            assert a[n].dtype == b[n].dtype and np.array_equal(a[n], b[n])
+    np.testing.assert_array_equal(extra["raw_ids"], small.train.raw_ids)
+    np.testing.assert_array_equal(to_numpy(loaded.predict(small.test.batch())), model.predict(small.test.batch()))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]      # no temporary file left
+
+
+def test_checkpoint_errors(small, tmp_path):
+    model = nf.FM(small.train.n_features, k=4)
+    path = checkpoint.save(model, tmp_path / "fm.npz")
+    raw = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(tmp_path / "cut.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(checkpoint.CheckpointError, match="no configuration"):
+        checkpoint.load(tmp_path / "other.npz")
+    arrays = dict(np.load(path))
+    arrays["param/V"] = np.zeros((3, 4), np.float32)
+    np.savez(tmp_path / "wrong.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match=r"param V has shape \(3, 4\)"):
+        checkpoint.load(tmp_path / "wrong.npz")
+    arrays = dict(np.load(path))
+    arrays["param/h"] = np.ones(4, np.float32)
+    np.savez(tmp_path / "extra.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="do not match"):
+        checkpoint.load(tmp_path / "extra.npz")
+    arrays = dict(np.load(path))
+    arrays["obj"] = np.array([{"a": 1}], dtype=object)
+    np.savez(tmp_path / "pickled.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.load(tmp_path / "pickled.npz")                 # allow_pickle=False refuses it
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nfm_numpy", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def test_cli_train_evaluate_predict(tmp_path):
+    r = cli("train", "--train-rows", "5000", "--epochs", "3", "--hidden-factor", "8", "--layers", "8",
+            "--save", str(tmp_path / "m.npz"), "--plot", str(tmp_path / "c.png"),
+            "--history", str(tmp_path / "h.jsonl"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1].startswith("test rmse: ") and float(lines[-1].split(": ")[1]) < 1.0
+    assert "noise floor" in r.stdout and sum(line.startswith("epoch") for line in lines) == 3
+    hist = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and all(h["seconds"] > 0 for h in hist)
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    r = cli("evaluate", "--load", str(tmp_path / "m.npz"))
+    assert r.returncode == 0, r.stderr
+    assert "test rmse:" in r.stdout
+    (tmp_path / "x.libfm").write_text("1 0:1 300:1\n-1 5:1 900:1\n")
+    r = cli("predict", "--load", str(tmp_path / "m.npz"), "--file", str(tmp_path / "x.libfm"))
+    assert r.returncode == 0, r.stderr
+    assert len([float(v) for v in r.stdout.split()]) == 2
+
+
+def test_cli_train_log_loss_and_fm():
+    r = cli("train", "--model", "fm", "--loss", "log", "--train-rows", "4000", "--epochs", "2",
+            "--hidden-factor", "8")
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith("test logloss: ") and last[1].startswith("test auc: ")
+
+
+def test_cli_bad_input_is_reported():
+    r = cli("train", "--keep-prob", "0.8,0.5,0.5")
+    assert r.returncode == 2 and "keep_prob needs 2 values" in r.stderr
+    r = cli("evaluate", "--load", "/nonexistent/m.npz")
+    assert r.returncode == 2 and "No such file" in r.stderr

@@ -22,6 +22,7 @@ portable spelling live here:
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -34,29 +35,43 @@ def _cupy():
     return sys.modules.get("cupy")
 
 
-def get_xp(*arrays):
-    """Namespace shared by ``arrays`` (numpy, cupy, or an Array-API namespace).
+_NAMESPACE_OF_TYPE = {}   # array type -> namespace (get_xp runs dozens of times a step: keep it cheap)
 
-    Raises ``TypeError`` for arrays of different libraries: mixing a GPU and a
-    CPU array would need a silent copy, which this package never makes.
-    """
-    found = []
-    for a in arrays:
-        if a is None or isinstance(a, (int, float)):
-            continue
+
+def _namespace(a):
+    t = type(a)
+    xp = _NAMESPACE_OF_TYPE.get(t)
+    if xp is None:
         if isinstance(a, (np.ndarray, np.generic)):
             xp = np
         elif _cupy() is not None and isinstance(a, _cupy().ndarray):
             xp = _cupy()
         elif hasattr(a, "__array_namespace__"):
-            xp = a.__array_namespace__()
+            return a.__array_namespace__()          # not cached: one type may serve several namespaces
         else:
-            raise TypeError(f"not an array: {type(a).__name__}")
-        if found and xp is not found[0]:
-            raise TypeError(f"arrays from different libraries ({found[0].__name__} and {xp.__name__}): "
+            raise TypeError(f"not an array: {t.__name__}")
+        _NAMESPACE_OF_TYPE[t] = xp
+    return xp
+
+
+def get_xp(*arrays):
+    """Namespace shared by ``arrays`` (numpy, cupy, or an Array-API namespace).
+
+    Python numbers and None are skipped. Raises ``TypeError`` for arrays of
+    different libraries: mixing a GPU and a CPU array would need a silent copy,
+    which this package never makes.
+    """
+    xp = None
+    for a in arrays:
+        if a is None or isinstance(a, (int, float)) and not isinstance(a, np.generic):
+            continue
+        ns = _namespace(a)
+        if xp is None:
+            xp = ns
+        elif ns is not xp:
+            raise TypeError(f"arrays from different libraries ({xp.__name__} and {ns.__name__}): "
                             "move them to one device first with nfm_numpy.backend.to_device")
-        found.append(xp)
-    return found[0] if found else np
+    return np if xp is None else xp
 
 
 def is_numpy(xp):
@@ -127,6 +142,18 @@ def ones(shape, like, dtype=None):
     return xp.ones(shape, dtype=dtype) if dev is None else xp.ones(shape, dtype=dtype, device=dev)
 
 
+_ONES: dict = {}
+
+
+def ones_vector(n, like):
+    """A cached (n,) vector of ones with the dtype and device of ``like`` (do not write to it)."""
+    key = (get_xp(like).__name__, str(like.dtype), str(device_of(like)), n)
+    v = _ONES.get(key)
+    if v is None:
+        v = _ONES[key] = ones((n,), like=like)
+    return v
+
+
 def arange(n, like, dtype=None):
     xp = get_xp(like)
     dev = device_of(like)
@@ -150,17 +177,43 @@ def astype(x, dtype):
 
 
 # ------------------------------------------------------------- sparse helpers
-def unique_inverse(ids):
+def unique_inverse(ids, n=None):
     """Sorted unique values of ``ids`` and, for each entry, its position among them.
 
     Returns ``(uniq, inv)`` with ``uniq[inv] == ids`` and ``inv.shape == ids.shape``.
+    On NumPy with ``n`` (ids in [0, n)) a marker table of n flags replaces the
+    sort: mark the ids, list the marked ones, number them. O(n + B F), and
+    about twice as fast as ``np.unique`` for the tables of this project.
     """
     xp = get_xp(ids)
+    if is_numpy(xp) and n is not None and n <= 1 << 24:
+        mark = _marker(n)                                   # (n,) False, reused between calls
+        mark[ids] = True
+        uniq = np.flatnonzero(mark)                         # (U,) sorted
+        mark[uniq] = False                                  # leave the table clean for the next call
+        rank = _rank_table(n)
+        rank[uniq] = np.arange(uniq.size, dtype=np.int32)   # id -> its place in uniq
+        return uniq, rank[ids]
     if is_numpy(xp) or is_cupy(xp):
         uniq, inv = xp.unique(ids.ravel(), return_inverse=True)
         return uniq, inv.reshape(ids.shape)
     res = xp.unique_inverse(ids)
     return res.values, xp.reshape(res.inverse_indices, ids.shape)
+
+
+_MARKERS: dict = {}
+
+
+def _marker(n):
+    if ("mark", n) not in _MARKERS:
+        _MARKERS[("mark", n)] = np.zeros(n, dtype=bool)
+    return _MARKERS[("mark", n)]
+
+
+def _rank_table(n):
+    if ("rank", n) not in _MARKERS:
+        _MARKERS[("rank", n)] = np.zeros(n, dtype=np.int32)
+    return _MARKERS[("rank", n)]
 
 
 class BatchMatrix:
@@ -227,14 +280,24 @@ def add_rows(table, rows, delta):
     return table + onehot.T @ delta if table.ndim == 2 else table + xp.reshape(onehot.T @ delta[:, None], (-1,))
 
 
+def put_rows(table, rows, values):
+    """``table[rows] = values`` for *unique* ``rows``; returns the updated table (as ``add_rows``)."""
+    xp = get_xp(table, rows, values)
+    if is_numpy(xp) or is_cupy(xp):
+        table[rows] = values
+        return table
+    return add_rows(table, rows, values - xp.take(table, rows, axis=0))
+
+
 # --------------------------------------------------------------------- random
 class Random:
-    """Uniform random numbers in [0, 1) on the backend of the model.
+    """Random draws on the backend of the model.
 
-    NumPy: ``numpy.random.Generator``. CuPy: ``cupy.random.Generator``, drawn on
-    the GPU (``host=True`` draws on the host with NumPy and copies, which gives
-    the very same numbers as the CPU run, at the price of one transfer a call).
-    Any other namespace: drawn on the host, moved explicitly with ``to_device``.
+    NumPy: ``numpy.random.Generator`` (PCG64). CuPy: ``cupy.random.Generator``,
+    drawn on the GPU (``host=True`` draws on the host with NumPy and copies,
+    which gives the very same numbers as the CPU run, at the price of one
+    transfer a call). Any other namespace: drawn on the host, moved explicitly
+    with ``to_device``.
     """
 
     def __init__(self, seed, xp=np, device=None, host=False):
@@ -243,8 +306,23 @@ class Random:
         self._gen = xp.random.default_rng(seed) if self.on_device else np.random.default_rng(seed)
 
     def uniform(self, shape, dtype):
-        if self.on_device:  # pragma: no cover - GPU only
-            return self._gen.random(shape, dtype=dtype)
-        if is_numpy(self.xp):
+        """Uniform numbers in [0, 1) of ``dtype``."""
+        if self.on_device or is_numpy(self.xp):
             return self._gen.random(shape, dtype=dtype)
         return astype(to_device(self._gen.random(shape), self.xp, self.device), dtype)
+
+    def bernoulli(self, shape, p):
+        """A boolean array, each entry True with probability ``p`` (a dropout keep mask).
+
+        On the host it compares raw 32-bit draws of the generator with p 2^32:
+        exact to 2^-32 in p (float32 uniforms carry only 24 bits) and about
+        twice as fast as drawing floats, which matters at batch 4096.
+        """
+        if self.on_device:  # pragma: no cover - GPU only
+            return self._gen.random(shape, dtype=self.xp.float32) < p
+        n = math.prod(shape)
+        raw = self._gen.bit_generator.random_raw((n + 1) // 2).view(np.uint32)   # uniform 32-bit ints
+        if raw.size != n:
+            raw = raw[:n]
+        keep = (raw < min(round(p * 2**32), 2**32 - 1)).reshape(shape)
+        return keep if is_numpy(self.xp) else to_device(keep, self.xp, self.device)

@@ -29,7 +29,6 @@ worse, so whole-model checks with ReLU keep pre-activations away from 0.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -146,7 +146,7 @@ class NFM:
         caches = {}
         # first-order part and Bi-Interaction on the touched rows
         if c["impl"] == "sparse":
-            sx = L.sparse_input(idx, val)
+            sx = L.sparse_input(idx, val, c["n_features"])
             lin, caches["linear"] = L.sparse_linear_forward(sx, p["w0"], p["w"])        # (B,)
             z, caches["bi"] = L.sparse_bi_interaction_forward(sx, p["V"])              # (B, k)
         else:

@@ -1,9 +1,9 @@
 r"""Optimisers with sparse-row updates of the embedding tables.
 
-``opt.step(params, grads)`` updates ``params`` (a dict of arrays) in place
-where the backend allows it. A dense gradient updates its whole parameter; a
-``RowGrad(rows, values)`` (the tables ``w`` and ``V``) reads and writes only
-the rows a batch touched, so a step costs O(U k), not O(n k).
+``opt.step(params, grads)`` updates ``params`` (a dict of arrays). A dense
+gradient updates its whole parameter; a ``RowGrad(rows, values)`` (the tables
+``w`` and ``V``) reads and writes only the rows a batch touched, so a step
+costs O(U k), not O(n k).
 
 Where a sparse update differs from the dense one (documented per optimiser):
 
@@ -16,8 +16,17 @@ Where a sparse update differs from the dense one (documented per optimiser):
   SparseAdam) and it is what makes a step O(U k).
 * L2 on the embeddings is part of the loss (``model.loss``), over the rows a
   batch touches; a dense L2 would pull every row towards 0 every step.
+
+Speed: the small dense parameters (w0, the MLP's weights, batch norm's scale
+and shift, h) are updated together. On the first step they are packed into one
+flat vector and ``params`` is pointed at views of it, so each update rule runs
+as a handful of array operations per step instead of a handful per parameter
+(at batch 128 a NumPy call costs about as much as its arithmetic). The rule is
+the same one, applied elementwise to the concatenation.
 """
 from __future__ import annotations
+
+import math
 
 from . import backend as B
 from .layers import RowGrad
@@ -26,41 +35,75 @@ OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
 
 
 class Optimizer:
+    """Base class: subclasses write ``dense(key, p, g)`` (update ``p`` in place) and
+    ``rows(key, table, rows, g)`` (update the given rows; return the table)."""
+
     def __init__(self, lr):
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         self.lr = float(lr)
         self.state = {}
+        self._pack = None     # (names, shapes, flat vector, views) of the packed dense parameters
 
     def step(self, params, grads):
-        for name, g in grads.items():
-            if name in params:
-                params[name] = self._update(name, params[name], g)
+        dense = [n for n, g in grads.items() if n in params and not isinstance(g, RowGrad)]
+        xp = B.get_xp(*(params[n] for n in dense))
+        if dense and (B.is_numpy(xp) or B.is_cupy(xp)):
+            flat = self._packed(params, dense, xp)
+            g = xp.concatenate([xp.asarray(grads[n]).ravel() for n in dense])  # (P,)
+            self.dense("dense", flat, g)                                       # in place: views see it
+        else:
+            for n in dense:
+                params[n] = self.dense(n, params[n], grads[n])
+        for n, g in grads.items():
+            if n in params and isinstance(g, RowGrad):
+                params[n] = self.rows(n, params[n], g.rows, g.values)
 
-    def _slot(self, name, slot, p, fill=0.0):
+    def _packed(self, params, names, xp):
+        """One flat vector holding the dense parameters; ``params`` gets views into it."""
+        p = self._pack
+        if p is not None and p[0] == names and all(params[n] is p[3][n] for n in names):
+            return p[2]
+        shapes = [tuple(params[n].shape) for n in names]
+        if p is not None and (p[0], p[1]) != (names, shapes):
+            self.state = {k: v for k, v in self.state.items() if k[0] != "dense"}   # new layout: new state
+        flat = xp.concatenate([xp.reshape(params[n], (-1,)) for n in names])
+        views, o = {}, 0
+        for n, shape in zip(names, shapes):
+            size = math.prod(shape)
+            views[n] = params[n] = flat[o:o + size].reshape(shape)
+            o += size
+        self._pack = (names, shapes, flat, views)
+        return flat
+
+    def slot(self, key, like, fill=0.0):
         """Per-parameter state (accumulator, moments), created full-size on first use."""
-        if (name, slot) not in self.state:
-            z = B.zeros(p.shape, like=p)
+        if key not in self.state:
+            z = B.zeros(like.shape, like=like)
             z += fill                       # in place: a 0-d array must stay an array, not a scalar
-            self.state[(name, slot)] = z
-        return self.state[(name, slot)]
+            self.state[key] = z
+        return self.state[key]
 
-    def _update(self, name, p, g):
+    def dense(self, key, p, g):
+        raise NotImplementedError
+
+    def rows(self, key, table, rows, g):
         raise NotImplementedError
 
 
-def _rows(table, rows):
+def _take(table, rows):
     return B.get_xp(table).take(table, rows, axis=0)
 
 
 class SGD(Optimizer):
     """theta <- theta - lr g."""
 
-    def _update(self, name, p, g):
-        if isinstance(g, RowGrad):
-            return B.add_rows(p, g.rows, -self.lr * g.values)
+    def dense(self, key, p, g):
         p -= self.lr * g
         return p
+
+    def rows(self, key, table, rows, g):
+        return B.add_rows(table, rows, -self.lr * g)
 
 
 class Momentum(Optimizer):
@@ -71,16 +114,18 @@ class Momentum(Optimizer):
         super().__init__(lr)
         self.mu = momentum
 
-    def _update(self, name, p, g):
-        v = self._slot(name, "v", p)
-        if isinstance(g, RowGrad):
-            vr = self.mu * _rows(v, g.rows) + g.values                   # (U, ...)
-            self.state[(name, "v")] = B.add_rows(v, g.rows, vr - _rows(v, g.rows))
-            return B.add_rows(p, g.rows, -self.lr * vr)
+    def dense(self, key, p, g):
+        v = self.slot((key, "v"), p)
         v *= self.mu
         v += g
         p -= self.lr * v
         return p
+
+    def rows(self, key, table, rows, g):
+        v = self.slot((key, "v"), table)
+        vr = self.mu * _take(v, rows) + g                               # (U, ...)
+        self.state[(key, "v")] = B.put_rows(v, rows, vr)
+        return B.add_rows(table, rows, -self.lr * vr)
 
 
 class Adagrad(Optimizer):
@@ -91,15 +136,19 @@ class Adagrad(Optimizer):
         super().__init__(lr)
         self.a0 = initial_accumulator
 
-    def _update(self, name, p, g):
+    def dense(self, key, p, g):
         xp = B.get_xp(p)
-        a = self._slot(name, "a", p, self.a0)
-        if isinstance(g, RowGrad):
-            a = self.state[(name, "a")] = B.add_rows(a, g.rows, g.values * g.values)
-            return B.add_rows(p, g.rows, -self.lr * g.values / xp.sqrt(_rows(a, g.rows)))
+        a = self.slot((key, "a"), p, self.a0)
         a += g * g
         p -= self.lr * g / xp.sqrt(a)
         return p
+
+    def rows(self, key, table, rows, g):
+        xp = B.get_xp(table)
+        a = self.slot((key, "a"), table, self.a0)
+        ar = _take(a, rows) + g * g                                     # (U, ...) the rows' accumulators
+        self.state[(key, "a")] = B.put_rows(a, rows, ar)
+        return B.add_rows(table, rows, -self.lr * g / xp.sqrt(ar))
 
 
 class Adam(Optimizer):
@@ -114,24 +163,27 @@ class Adam(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
+        self.lr_t = self.lr * (1 - self.b2 ** self.t) ** 0.5 / (1 - self.b1 ** self.t)
         super().step(params, grads)
 
-    def _update(self, name, p, g):
+    def dense(self, key, p, g):
         xp = B.get_xp(p)
-        m, v = self._slot(name, "m", p), self._slot(name, "v", p)
-        lr_t = self.lr * (1 - self.b2 ** self.t) ** 0.5 / (1 - self.b1 ** self.t)
-        if isinstance(g, RowGrad):
-            mr = self.b1 * _rows(m, g.rows) + (1 - self.b1) * g.values
-            vr = self.b2 * _rows(v, g.rows) + (1 - self.b2) * g.values * g.values
-            self.state[(name, "m")] = B.add_rows(m, g.rows, mr - _rows(m, g.rows))
-            self.state[(name, "v")] = B.add_rows(v, g.rows, vr - _rows(v, g.rows))
-            return B.add_rows(p, g.rows, -lr_t * mr / (xp.sqrt(vr) + self.eps))
+        m, v = self.slot((key, "m"), p), self.slot((key, "v"), p)
         m *= self.b1
         m += (1 - self.b1) * g
         v *= self.b2
         v += (1 - self.b2) * g * g
-        p -= lr_t * m / (xp.sqrt(v) + self.eps)
+        p -= self.lr_t * m / (xp.sqrt(v) + self.eps)
         return p
+
+    def rows(self, key, table, rows, g):
+        xp = B.get_xp(table)
+        m, v = self.slot((key, "m"), table), self.slot((key, "v"), table)
+        mr = self.b1 * _take(m, rows) + (1 - self.b1) * g
+        vr = self.b2 * _take(v, rows) + (1 - self.b2) * g * g
+        self.state[(key, "m")] = B.put_rows(m, rows, mr)
+        self.state[(key, "v")] = B.put_rows(v, rows, vr)
+        return B.add_rows(table, rows, -self.lr_t * mr / (xp.sqrt(vr) + self.eps))
 
 
 def make(name, lr):

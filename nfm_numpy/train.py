@@ -20,6 +20,7 @@ import numpy as np
 from . import backend as B
 from . import metrics as M
 from . import optim
+from .data import Batch
 
 
 @dataclass
@@ -107,10 +108,15 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            perm = B.to_device(rng.permutation(N)[: steps * Bsz].reshape(steps, Bsz), xp, dev)  # (steps, B)
+            # shuffle once per epoch (three gathers of the whole set), then take contiguous slices:
+            # cheaper than three small gathers per step
+            perm = B.to_device(rng.permutation(N)[: steps * Bsz], xp, dev)      # (steps * B,)
+            shuffled = train.batch(perm)
             total = 0.0
             for step in _bar(range(steps), progress, f"epoch {epoch}"):
-                batch = train.batch(perm[step, ...])
+                i = step * Bsz
+                batch = Batch(shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
+                              shuffled.y[i:i + Bsz, ...], True)
                 try:
                     loss, grads = model.loss(batch)
                 except FloatingPointError as e:         # where the user made NumPy raise on overflow

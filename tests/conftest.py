@@ -1,5 +1,4 @@
 """Shared fixtures: backends and the shared Frappe data (skipped where absent)."""
-import os
 from pathlib import Path
 
 import numpy as np

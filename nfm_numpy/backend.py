@@ -145,12 +145,13 @@ def ones(shape, like, dtype=None):
 _ONES: dict = {}
 
 
-def ones_vector(n, like):
-    """A cached (n,) vector of ones with the dtype and device of ``like`` (do not write to it)."""
-    key = (get_xp(like).__name__, str(like.dtype), str(device_of(like)), n)
+def ones_vector(n, like, scale=1.0):
+    """A cached (n,) vector filled with ``scale`` (default 1), with the dtype and device of
+    ``like``. Shared between calls: never write to it."""
+    key = (type(like), like.dtype, getattr(like, "device", None), n, scale)
     v = _ONES.get(key)
     if v is None:
-        v = _ONES[key] = ones((n,), like=like)
+        v = _ONES[key] = ones((n,), like=like) * scale
     return v
 
 

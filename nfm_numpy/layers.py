@@ -53,6 +53,11 @@ def batch_sum(x):
     return B.ones_vector(x.shape[0], like=x) @ x
 
 
+def batch_mean(x):
+    """Mean over the batch axis, (B, D) -> (D,): the product (ones(B) / B) @ x (see ``batch_sum``)."""
+    return B.ones_vector(x.shape[0], like=x, scale=1.0 / x.shape[0]) @ x
+
+
 # =========================================================== textbook input layers
 def embedding_forward(idx, val, V):
     r"""Scaled embedding lookup: E[b, f] = x_{bf} v_{idx[b, f]}.
@@ -382,10 +387,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, train=True, dec
     """
     xp = B.get_xp(x)
     if train:
-        inv_n = 1.0 / x.shape[0]
-        mu = batch_sum(x) * inv_n                                # (D,)   batch mean
+        mu = batch_mean(x)                                       # (D,)   batch mean
         xc = x - mu                                              # (B, D)
-        var = batch_sum(xc * xc) * inv_n                         # (D,)   biased variance, as TF
+        var = batch_mean(xc * xc)                                # (D,)   biased variance, as TF
         running = (decay * running_mean + (1 - decay) * mu, decay * running_var + (1 - decay) * var)
     else:
         xc, var = x - running_mean, running_var
@@ -421,9 +425,9 @@ def batchnorm_backward(dy, cache):
     scale = gamma * rstd                                         # (D,)
     dx = dy * scale                                              # (B, D)
     if train:
-        inv_n = 1.0 / dy.shape[0]
-        dx -= xc * (scale * rstd * dgamma * inv_n)               # - gamma rstd xhat dgamma / N
-        dx -= scale * dbeta * inv_n                              # - gamma rstd dbeta / N
+        c = scale * (1.0 / dy.shape[0])                          # (D,)   gamma rstd / N
+        dx -= xc * (c * rstd * dgamma)                           # - gamma rstd xhat dgamma / N
+        dx -= c * dbeta                                          # - gamma rstd dbeta / N
     return dx, dgamma, dbeta
 
 

@@ -121,16 +121,16 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                     loss, grads = model.loss(batch)
                 except FloatingPointError as e:         # where the user made NumPy raise on overflow
                     raise NonFiniteLoss(f"{e} at epoch {epoch}, batch {step + 1} of {steps}") from e
-                if not bool(xp.isfinite(loss)):
-                    raise NonFiniteLoss(f"the loss is {float(loss)} at epoch {epoch}, batch {step + 1} of {steps}")
+                loss = float(loss)                      # one scalar to the host a step
+                if not math.isfinite(loss):
+                    raise NonFiniteLoss(f"the loss is {loss} at epoch {epoch}, batch {step + 1} of {steps}")
                 opt.step(model.params, grads)
-                total = total + loss                    # stays on the device until the epoch ends
+                total += loss
             seconds = time.perf_counter() - t0
             rec = {"epoch": epoch, "seconds": round(seconds, 4)}
             if eval_train:
                 rec["train"] = evaluate(model, train)[hist.metric]
             else:
-                total = float(total)
                 rec["train"] = math.sqrt(2 * total / (steps * Bsz)) if loss_name == "square" else total / steps
             v, t = evaluate(model, valid), evaluate(model, test)
             rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v["auc"], test_auc=t["auc"])

@@ -17,7 +17,10 @@ Where a sparse update differs from the dense one (documented per optimiser):
 * L2 on the embeddings is part of the loss (``model.loss``), over the rows a
   batch touches; a dense L2 would pull every row towards 0 every step.
 
-Speed: the small dense parameters (w0, the MLP's weights, batch norm's scale
+Speed: large temporaries cost as much as the arithmetic (a fresh array of a
+few MB is page-faulted in on every allocation), so the row updates work in
+place on the gathered rows wherever the formula allows (``x *= c``,
+``x += y``), about twice as fast on MovieLens-sized tables. The small dense parameters (w0, the MLP's weights, batch norm's scale
 and shift, h) are updated together. On the first step they are packed into one
 flat vector and ``params`` is pointed at views of it, so each update rule runs
 as a handful of array operations per step instead of a handful per parameter
@@ -123,9 +126,12 @@ class Momentum(Optimizer):
 
     def rows(self, key, table, rows, g):
         v = self.slot((key, "v"), table)
-        vr = self.mu * _take(v, rows) + g                               # (U, ...)
+        vr = _take(v, rows)                                             # (U, ...) the rows' velocities
+        vr *= self.mu
+        vr += g
         self.state[(key, "v")] = B.put_rows(v, rows, vr)
-        return B.add_rows(table, rows, -self.lr * vr)
+        vr *= -self.lr
+        return B.add_rows(table, rows, vr)
 
 
 class Adagrad(Optimizer):
@@ -146,9 +152,12 @@ class Adagrad(Optimizer):
     def rows(self, key, table, rows, g):
         xp = B.get_xp(table)
         a = self.slot((key, "a"), table, self.a0)
-        ar = _take(a, rows) + g * g                                     # (U, ...) the rows' accumulators
+        ar = _take(a, rows)                                             # (U, ...) the rows' accumulators
+        ar += g * g
         self.state[(key, "a")] = B.put_rows(a, rows, ar)
-        return B.add_rows(table, rows, -self.lr * g / xp.sqrt(ar))
+        step = g / xp.sqrt(ar)
+        step *= -self.lr
+        return B.add_rows(table, rows, step)
 
 
 class Adam(Optimizer):
@@ -179,11 +188,18 @@ class Adam(Optimizer):
     def rows(self, key, table, rows, g):
         xp = B.get_xp(table)
         m, v = self.slot((key, "m"), table), self.slot((key, "v"), table)
-        mr = self.b1 * _take(m, rows) + (1 - self.b1) * g
-        vr = self.b2 * _take(v, rows) + (1 - self.b2) * g * g
+        mr, vr = _take(m, rows), _take(v, rows)                         # (U, ...) the rows' moments
+        mr *= self.b1
+        mr += (1 - self.b1) * g
+        vr *= self.b2
+        vr += (1 - self.b2) * (g * g)
         self.state[(key, "m")] = B.put_rows(m, rows, mr)
         self.state[(key, "v")] = B.put_rows(v, rows, vr)
-        return B.add_rows(table, rows, -self.lr_t * mr / (xp.sqrt(vr) + self.eps))
+        step = xp.sqrt(vr)
+        step += self.eps
+        step = mr / step
+        step *= -self.lr_t
+        return B.add_rows(table, rows, step)
 
 
 def make(name, lr):

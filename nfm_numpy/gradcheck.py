@@ -184,7 +184,8 @@ def _entries_for(name, a, grad, max_entries):
         return None, "all"
     if isinstance(grad, RowGrad):
         rows = [int(r) for r in B.to_numpy(grad.rows)]
-        untouched = next(i for i in range(a.shape[0]) if i not in set(rows))
+        touched = set(rows)
+        untouched = next(i for i in range(a.shape[0]) if i not in touched)
         rows = rows + [untouched]
         ent = [(r,) + tuple(j) for r in rows for j in np.ndindex(*a.shape[1:])] if a.ndim > 1 else [(r,) for r in rows]
         return ent, f"{len(rows) - 1} touched rows + 1 other"

@@ -225,6 +225,8 @@ def run_train(a):
     if best is None:
         print(f"{hist.stopped}; no epoch finished")
         return 1
+    print(text_curve(hist, SYNTHETIC_NOISE if a.dataset == "synthetic" and not a.data_dir and a.loss == "square"
+                     else None))
     secs = hist.column("seconds")
     print(f"{hist.stopped}; best validation epoch {hist.best_epoch} of {len(hist.epochs)} "
           f"(median epoch {sorted(secs)[len(secs) // 2]:.2f} s)")
@@ -235,6 +237,26 @@ def run_train(a):
         print(f"test logloss: {best['test']:.4f}")
         print(f"test auc: {best['test_auc']:.4f}")
     return 0
+
+
+def text_curve(hist, floor=None, width=50, max_lines=25):
+    """The validation learning curve as text bars (every few epochs when there are many),
+    with the noise floor marked '|' where it is known."""
+    valid = hist.column("valid")
+    lo = min(valid + ([floor] if floor is not None else [])) * 0.95
+    hi = max(valid)
+    step = max(1, -(-len(valid) // max_lines))
+
+    def col(v):
+        return int(round((v - lo) / (hi - lo + 1e-12) * (width - 1)))
+
+    lines = [f"learning curve, validation {hist.metric}" + (f" ('|' marks the noise floor {floor})" if floor else "")]
+    for e in list(range(0, len(valid), step)) + ([len(valid) - 1] if (len(valid) - 1) % step else []):
+        bar = list("#" * (col(valid[e]) + 1) + " " * (width - col(valid[e]) - 1))
+        if floor is not None:
+            bar[col(floor)] = "|"
+        lines.append(f"  epoch {e + 1:3d} {valid[e]:.4f} {''.join(bar)}{'  best' if e + 1 == hist.best_epoch else ''}")
+    return "\n".join(lines)
 
 
 def plot_history(hist, path, title, floor=None):

@@ -98,3 +98,21 @@ def test_gradcheck_on_cupy(kind):
         if isinstance(g, nf.RowGrad):
             g, gg = g.to_dense(40), gg.to_dense(40)
         assert G.rel_error(B.to_numpy(gg), g) < 1e-10, name
+
+
+def test_fast_forms_equal_the_textbook_forms():
+    """The speed-ups keep their plain forms beside them; both must give the same numbers."""
+    from nfm_numpy import layers as L
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 500, (64, 7))
+    u1, i1 = B.unique_inverse(ids, n=500)                  # marker table
+    u2, i2 = np.unique(ids, return_inverse=True)           # sort
+    np.testing.assert_array_equal(u1, u2)
+    np.testing.assert_array_equal(i1, i2.reshape(ids.shape))
+    np.testing.assert_array_equal(u1[i1], ids)
+    x = rng.standard_normal((300, 9))
+    np.testing.assert_allclose(L.batch_sum(x), x.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(L.batch_mean(x), x.mean(axis=0), rtol=1e-12, atol=1e-12)
+    keep = B.Random(0).bernoulli((400, 500), 0.8)
+    assert keep.dtype == bool and abs(keep.mean() - 0.8) < 0.005          # 200,000 draws: 5 sigma is 0.0045
+    assert B.Random(0).bernoulli((3, 3), 1.0).all()

@@ -306,12 +306,6 @@ class Random:
         self.on_device = is_cupy(xp) and not host
         self._gen = xp.random.default_rng(seed) if self.on_device else np.random.default_rng(seed)
 
-    def uniform(self, shape, dtype):
-        """Uniform numbers in [0, 1) of ``dtype``."""
-        if self.on_device or is_numpy(self.xp):
-            return self._gen.random(shape, dtype=dtype)
-        return astype(to_device(self._gen.random(shape), self.xp, self.device), dtype)
-
     def bernoulli(self, shape, p):
         """A boolean array, each entry True with probability ``p`` (a dropout keep mask).
 

@@ -188,11 +188,11 @@ def unique_inverse(ids, n=None):
     """
     xp = get_xp(ids)
     if is_numpy(xp) and n is not None and n <= 1 << 24:
-        mark = _marker(n)                                   # (n,) False, reused between calls
+        mark = _scratch("mark", n, bool)                    # (n,) False, reused between calls
         mark[ids] = True
         uniq = np.flatnonzero(mark)                         # (U,) sorted
         mark[uniq] = False                                  # leave the table clean for the next call
-        rank = _rank_table(n)
+        rank = _scratch("rank", n, np.int32)
         rank[uniq] = np.arange(uniq.size, dtype=np.int32)   # id -> its place in uniq
         return uniq, rank[ids]
     if is_numpy(xp) or is_cupy(xp):
@@ -202,19 +202,14 @@ def unique_inverse(ids, n=None):
     return res.values, xp.reshape(res.inverse_indices, ids.shape)
 
 
-_MARKERS: dict = {}
+_SCRATCH: dict = {}
 
 
-def _marker(n):
-    if ("mark", n) not in _MARKERS:
-        _MARKERS[("mark", n)] = np.zeros(n, dtype=bool)
-    return _MARKERS[("mark", n)]
-
-
-def _rank_table(n):
-    if ("rank", n) not in _MARKERS:
-        _MARKERS[("rank", n)] = np.zeros(n, dtype=np.int32)
-    return _MARKERS[("rank", n)]
+def _scratch(name, n, dtype):
+    """A zeroed (n,) host table kept between calls (``unique_inverse``'s marker and rank tables)."""
+    if (name, n) not in _SCRATCH:
+        _SCRATCH[(name, n)] = np.zeros(n, dtype=dtype)
+    return _SCRATCH[(name, n)]
 
 
 class BatchMatrix:

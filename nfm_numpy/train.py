@@ -58,12 +58,11 @@ def evaluate(model, data, chunk=16384):
 
 
 def _copy(d):
-    xp = None
-    out = {}
-    for n, a in d.items():
-        xp = xp or B.get_xp(a)
-        out[n] = a.copy() if (B.is_numpy(xp) or B.is_cupy(xp)) else xp.asarray(a, copy=True)
-    return out
+    """A copy of a dict of arrays (a snapshot of the weights), on their own backend."""
+    def copy(a):
+        xp = B.get_xp(a)
+        return a.copy() if (B.is_numpy(xp) or B.is_cupy(xp)) else xp.asarray(a, copy=True)
+    return {n: copy(a) for n, a in d.items()}
 
 
 class NonFiniteLoss(RuntimeError):

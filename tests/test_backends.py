@@ -113,6 +113,14 @@ def test_fast_forms_equal_the_textbook_forms():
     x = rng.standard_normal((300, 9))
     np.testing.assert_allclose(L.batch_sum(x), x.sum(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(L.batch_mean(x), x.mean(axis=0), rtol=1e-12, atol=1e-12)
+    idx = rng.integers(0, 500, (32, 6))
+    onehot = np.ones((32, 6))                              # every x is 1: X2 is X itself
+    sx = L.sparse_input(idx, onehot, n=500)
+    assert sx.X2 is sx.X
+    V = rng.standard_normal((500, 4))
+    np.testing.assert_allclose(L.sparse_bi_interaction_forward(sx, V)[0],
+                               L.bi_interaction_forward(L.embedding_forward(idx, onehot, V)[0])[0],
+                               rtol=1e-12, atol=1e-12)
     keep = B.Random(0).bernoulli((400, 500), 0.8)
     assert keep.dtype == bool and abs(keep.mean() - 0.8) < 0.005          # 200,000 draws: 5 sigma is 0.0045
     assert B.Random(0).bernoulli((3, 3), 1.0).all()

@@ -1,6 +1,5 @@
 """Every notebook runs from a clean kernel in smoke mode (CI=1: fewer rows and epochs), and
 the stored copy holds the outputs of a full run, figures included."""
-import os
 from pathlib import Path
 
 import pytest

@@ -276,6 +276,22 @@ def add_rows(table, rows, delta):
     return table + onehot.T @ delta if table.ndim == 2 else table + xp.reshape(onehot.T @ delta[:, None], (-1,))
 
 
+def row_blocks(values, block_bytes):
+    """Slices that cut the rows of ``values`` (U, ...) into blocks of about ``block_bytes``.
+
+    On NumPy, a chain of elementwise operations on such blocks stays in the
+    CPU's cache instead of streaming every intermediate through main memory
+    (see ``optim``). Elsewhere (a GPU): one slice over all rows, since there
+    each operation is one kernel launch whatever its size.
+    """
+    n = values.shape[0]
+    if not is_numpy(get_xp(values)):
+        return [slice(0, n)]
+    row_bytes = values.itemsize * math.prod(values.shape[1:])
+    step = max(1, block_bytes // row_bytes)
+    return [slice(i, i + step) for i in range(0, n, step)] or [slice(0, n)]
+
+
 def put_rows(table, rows, values):
     """``table[rows] = values`` for *unique* ``rows``; returns the updated table (as ``add_rows``)."""
     xp = get_xp(table, rows, values)

@@ -84,3 +84,23 @@ def test_unknown_optimizer_and_bad_lr():
         optim.make("rmsprop", 0.1)
     with pytest.raises(ValueError, match="learning rate must be > 0"):
         optim.make("sgd", 0.0)
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_row_updates_in_cache_blocks_equal_one_update(name, monkeypatch):
+    """The CPU updates touched rows in blocks (ROW_BLOCK_BYTES); blocks of 2 rows must
+    give exactly the update of all rows at once, for every optimiser, over several steps."""
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((50, 3)).astype(np.float32)
+    steps = [(np.sort(rng.choice(50, 17, replace=False)), rng.standard_normal((17, 3)).astype(np.float32))
+             for _ in range(3)]
+    out = {}
+    for block_bytes in (1 << 30, 2 * 3 * 4):          # one block; blocks of 2 rows of 3 float32
+        monkeypatch.setattr(optim, "ROW_BLOCK_BYTES", block_bytes)
+        params, opt = {"V": table.copy()}, optim.make(name, 0.05)
+        for rows, vals in steps:
+            opt.step(params, {"V": RowGrad(rows, vals)})
+        out[block_bytes] = params["V"]
+    assert len(optim.B.row_blocks(steps[0][1], 2 * 3 * 4)) == 9    # 17 rows -> 8 blocks of 2 and one of 1
+    np.testing.assert_array_equal(out[2 * 3 * 4], out[1 << 30])
+    assert not np.array_equal(out[1 << 30], table)

@@ -1,6 +1,6 @@
 """Speed of nfm_numpy against the PyTorch peer (../shared/peers/torch_nfm.py), side by side.
 
-    python benchmarks/bench.py --peer-python /tmp/peer-venv/bin/python
+    python benchmarks/bench.py --peer-python /tmp/peer-venv/bin/python --rounds 3
 
 Measures, for our code and (when --peer-python names a Python with torch) the
 peer, in separate processes so that each peak memory is its own:
@@ -16,7 +16,10 @@ peer, in separate processes so that each peak memory is its own:
 * where one of our training steps spends its time (lookup, Bi-Interaction,
   MLP, backward scatter, optimiser), by timing each layer call.
 
-It prints a table with our time divided by the peer's. Frappe is read from
+It prints a table with our time divided by the peer's. With ``--rounds R`` each
+configuration is measured R times, ours and the peer's alternating, and the
+table gives the median ratio and its range: this machine's speed drifts by
+10-15 % over minutes, and alternating makes a drift hit both sides. Frappe is read from
 ../shared/data/frappe (or --frappe DIR); configurations that need it are
 skipped with the reason when it is absent.
 """
@@ -50,6 +53,7 @@ CONFIGS = [  # (label, model, batch, dataset)
     ("NFM b4096 frappe", "nfm", 4096, "frappe"),
     ("NFM b4096 ml-tag-sized", "nfm", 4096, "mltag"),
 ]
+BREAKDOWNS = [CONFIGS[1], CONFIGS[0], CONFIGS[4]]   # NFM and FM at batch 128, NFM ML-tag-sized
 
 
 # ----------------------------------------------------------------- data
@@ -152,7 +156,7 @@ def step_breakdown(model_kind, split, batch, backend, epochs=1):
     steps = len(split.train) // batch
     total = hist.epochs[-1]["seconds"]
     parts = {k: v / steps * 1e6 for k, v in acc.items() if k != "model.loss"}
-    parts["other (model wiring, loss, loop)"] = total / steps * 1e6 - sum(parts.values())
+    parts["other (model wiring, loss, loop, shuffle)"] = total / steps * 1e6 - sum(parts.values())
     return {"step_us": total / steps * 1e6, "parts_us": parts}
 
 
@@ -174,6 +178,15 @@ def run_peer(peer_python, model_kind, batch, data_dir, name, epochs):
             "peak_rss_mib": res.get("peak_rss_mib"), "wall": wall, "versions": res.get("versions")}
 
 
+def summarise(runs):
+    """One side's figures over rounds: the median of the per-round median epochs, the largest peak memory."""
+    out = dict(runs[0])
+    out["median"] = statistics.median(r["median"] for r in runs)
+    out["round_medians"] = [r["median"] for r in runs]
+    out["peak_rss_mib"] = max((r["peak_rss_mib"] or 0) for r in runs) or None
+    return out
+
+
 def child(args):
     """Entry point of one measurement in a fresh process; prints one JSON line."""
     out = run_ours(args.model, args.batch, args.dataset, args.epochs, args.frappe, args.backend, args.breakdown)
@@ -191,8 +204,9 @@ def measure_read(frappe_dir, repeats=5):
 
 def ours_in_child(a, model, batch, dataset, breakdown=False):
     cmd = [sys.executable, str(Path(__file__)), "--child", "--model", model, "--batch", str(batch),
-           "--dataset", dataset, "--epochs", str(a.epochs), "--frappe", str(a.frappe), "--backend", a.backend]
-    if breakdown:
+           "--dataset", dataset, "--epochs", "1" if breakdown else str(a.epochs), "--frappe", str(a.frappe),
+           "--backend", a.backend]
+    if breakdown:   # the breakdown's own epoch is timed layer by layer; one plain epoch warms up before it
         cmd.append("--breakdown")
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -207,6 +221,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=4, help="epochs per run; the median skips the first (default 4)")
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--only", default=None, help="run only configurations whose label contains this")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each configuration this many times, alternating ours and the peer; the table "
+                         "gives the median ratio and its range (default 1)")
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="nfm", help=argparse.SUPPRESS)
@@ -237,8 +254,6 @@ def main():
             continue
         if dataset == "frappe" and not have_frappe:
             continue
-        ours = ours_in_child(a, model, batch, dataset)
-        peer = None
         if a.peer_python:
             if dataset == "frappe":
                 data_dir, name = a.frappe, "frappe"
@@ -247,10 +262,20 @@ def main():
                     mltag_dir = tempfile.mkdtemp(prefix="mltag-sized-")
                     write_libfm(mltag_sized(), mltag_dir, "mltag")
                 data_dir, name = mltag_dir, "mltag"
-            peer = run_peer(a.peer_python, model, batch, data_dir, name, a.epochs)
+        # rounds alternate ours and the peer, so a drift of the machine's speed hits both alike
+        ours_runs, peer_runs = [], []
+        for _ in range(a.rounds):
+            ours_runs.append(ours_in_child(a, model, batch, dataset))
+            if a.peer_python:
+                peer_runs.append(run_peer(a.peer_python, model, batch, data_dir, name, a.epochs))
+        ours = summarise(ours_runs)
+        peer = summarise(peer_runs) if peer_runs else None
+        if peer:
+            ratios = [o["median"] / q["median"] for o, q in zip(ours_runs, peer_runs)]
+            peer["ratio"], peer["ratio_range"] = statistics.median(ratios), (min(ratios), max(ratios))
         results[label] = {"ours": ours, "peer": peer}
         rows.append((label, ours, peer))
-        ratio = f"{ours['median'] / peer['median']:.2f}" if peer else "-"
+        ratio = f"{peer['ratio']:.2f}" if peer else "-"
         print(f"  {label:<24} ours {ours['median']:.3f} s   peer {peer['median'] if peer else float('nan'):.3f} s"
               f"   ratio {ratio}", flush=True)
 
@@ -261,21 +286,24 @@ def main():
     for label, ours, peer in rows:
         sps = ours["rows"] / ours["median"]
         if peer:
-            print(f"| {label} | {ours['median']:.3f} | {peer['median']:.3f} | **{ours['median'] / peer['median']:.2f}** "
+            lo, hi = peer["ratio_range"]
+            spread = f" ({lo:.2f}-{hi:.2f})" if a.rounds > 1 else ""
+            print(f"| {label} | {ours['median']:.3f} | {peer['median']:.3f} | **{peer['ratio']:.2f}**{spread} "
                   f"| {sps:,.0f} | {ours['rows'] / peer['median']:,.0f} | {ours['peak_rss_mib']:.0f} "
                   f"| {peer['peak_rss_mib'] or float('nan'):.0f} |")
         else:
             print(f"| {label} | {ours['median']:.3f} | - | - | {sps:,.0f} | - | {ours['peak_rss_mib']:.0f} | - |")
 
-    if have_frappe:
-        print()
-        for model in ("nfm", "fm"):
-            bd = ours_in_child(a, model, 128, "frappe", breakdown=True)["breakdown"]
-            results[f"breakdown {model} b128"] = bd
-            print(f"where one {model.upper()} step at batch 128 spends its time ({bd['step_us']:.0f} us a step, "
-                  f"layer calls timed):")
-            for part, us in sorted(bd["parts_us"].items(), key=lambda kv: -kv[1]):
-                print(f"  {part:<36} {us:7.1f} us  {100 * us / bd['step_us']:5.1f} %")
+    # where the time goes: the per-step-overhead-bound case (Frappe, batch 128) and the
+    # memory-bound one (ML-tag-sized tables, batch 4096)
+    for label, model, batch, dataset in BREAKDOWNS:
+        if (a.only and a.only not in label) or (dataset == "frappe" and not have_frappe):
+            continue
+        bd = ours_in_child(a, model, batch, dataset, breakdown=True)["breakdown"]
+        results[f"breakdown {label}"] = bd
+        print(f"\nwhere one {label} step spends its time ({bd['step_us']:.0f} us a step, layer calls timed):")
+        for part, us in sorted(bd["parts_us"].items(), key=lambda kv: -kv[1]):
+            print(f"  {part:<36} {us:8.1f} us  {100 * us / bd['step_us']:5.1f} %")
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(results, indent=1))
 

@@ -299,7 +299,9 @@ def sparse_bi_interaction_backward(df, cache, need_dval=False):
 # ====================================================================== dense layers
 def affine_forward(x, W, b):
     """a = x W + b.   x : (B, D), W : (D, M), b : (M,)  ->  a : (B, M)."""
-    return x @ W + b, (x, W)
+    a = x @ W                                     # (B, M)
+    a += b                                        # in place: no second (B, M) array
+    return a, (x, W)
 
 
 def affine_backward(da, cache):

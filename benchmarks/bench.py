@@ -303,7 +303,7 @@ def main():
         results[f"breakdown {label}"] = bd
         print(f"\nwhere one {label} step spends its time ({bd['step_us']:.0f} us a step, layer calls timed):")
         for part, us in sorted(bd["parts_us"].items(), key=lambda kv: -kv[1]):
-            print(f"  {part:<36} {us:8.1f} us  {100 * us / bd['step_us']:5.1f} %")
+            print(f"  {part:<42} {us:8.1f} us  {100 * us / bd['step_us']:5.1f} %")
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(results, indent=1))
 

@@ -77,7 +77,7 @@ def write_libfm(split, directory, name):
     """The split as libFM files, for the peer (its ids are read as 'id:1' tokens)."""
     import numpy as np
     for role, ds in zip(("train", "validation", "test"), split):
-        lines = np.char.add(np.where(ds.y > 0, "1", "-1").astype("U2"), "")
+        lines = np.where(ds.y > 0, "1", "-1").astype("U2")
         for f in range(ds.idx.shape[1]):
             lines = np.char.add(np.char.add(lines, " "), np.char.add(ds.idx[:, f].astype("U6"), ":1"))
         Path(directory, f"{name}.{role}.libfm").write_text("\n".join(lines.tolist()) + "\n")
@@ -89,8 +89,6 @@ def peak_rss_mib():
 
 
 def run_ours(model_kind, batch, dataset, epochs, frappe_dir, backend, breakdown):
-    import numpy as np
-
     import nfm_numpy as nf
     from nfm_numpy import datasets as D
     from nfm_numpy import train as T
@@ -109,7 +107,6 @@ def run_ours(model_kind, batch, dataset, epochs, frappe_dir, backend, breakdown)
            "rows": (len(split.train) // batch) * batch, "peak_rss_mib": peak_rss_mib()}
     if breakdown:
         out["breakdown"] = step_breakdown(model_kind, split, batch, backend)
-    del np
     return out
 
 

@@ -281,8 +281,8 @@ def row_blocks(values, block_bytes):
 
     On NumPy, a chain of elementwise operations on such blocks stays in the
     CPU's cache instead of streaming every intermediate through main memory
-    (see ``optim``). Elsewhere (a GPU): one slice over all rows, since there
-    each operation is one kernel launch whatever its size.
+    (see ``optim``). On CuPy and Array-API namespaces: one slice over all
+    rows (on a GPU each operation is one kernel launch whatever its size).
     """
     n = values.shape[0]
     if not is_numpy(get_xp(values)):

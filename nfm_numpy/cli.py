@@ -192,6 +192,7 @@ def load_data(a, loss, progress=True):
 
 
 def run_train(a):
+    import statistics
     import time
 
     from . import checkpoint, train
@@ -203,8 +204,10 @@ def run_train(a):
         split = Split(split.train.subset(a.train_rows), split.valid, split.test)
     print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
           f"[read in {time.perf_counter() - t0:.2f} s]")
-    if a.dataset == "synthetic" and not a.data_dir and a.loss == "square":
-        print(f"noise floor: the best achievable test rmse is about {SYNTHETIC_NOISE} (the label noise)")
+    # the built-in synthetic data has a known noise floor: the best achievable rmse
+    floor = SYNTHETIC_NOISE if a.dataset == "synthetic" and not a.data_dir and a.loss == "square" else None
+    if floor is not None:
+        print(f"noise floor: the best achievable test rmse is about {floor} (the label noise)")
     model = make_model(a, split.train.n_features)
     print(model)
     epochs = a.epochs or (40 if a.dataset == "synthetic" and not a.data_dir else 200)
@@ -219,17 +222,14 @@ def run_train(a):
         checkpoint.save(model, a.save, {"raw_ids": split.train.raw_ids})
         print(f"saved {a.save}")
     if a.plot:
-        plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on {a.dataset}",
-                     SYNTHETIC_NOISE if a.dataset == "synthetic" and a.loss == "square" else None)
+        plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on {a.dataset}", floor)
         print(f"wrote {a.plot}")
     if best is None:
         print(f"{hist.stopped}; no epoch finished")
         return 1
-    print(text_curve(hist, SYNTHETIC_NOISE if a.dataset == "synthetic" and not a.data_dir and a.loss == "square"
-                     else None))
-    secs = hist.column("seconds")
+    print(text_curve(hist, floor))
     print(f"{hist.stopped}; best validation epoch {hist.best_epoch} of {len(hist.epochs)} "
-          f"(median epoch {sorted(secs)[len(secs) // 2]:.2f} s)")
+          f"(median epoch {statistics.median(hist.column('seconds')):.2f} s)")
     if a.loss == "square":
         print(f"test auc: {best['test_auc']:.4f}")
         print(f"test rmse: {best['test']:.4f}")

@@ -127,7 +127,8 @@ def map_ids(*id_arrays):
     Returns the mapped arrays and ``raw_ids`` (n,): the raw id of each dense id."""
     flat = np.concatenate([a[a >= 0] for a in id_arrays])                 # in scan order
     top = int(flat.max(initial=-1)) + 1
-    if top <= 4 * flat.size + 1024:
+    small = top <= 4 * flat.size + 1024                                   # ids fit a table of size top
+    if small:
         # ids are small integers: one table of first positions, O(n), no sort of all ids
         first = np.full(top, flat.size, dtype=np.int64)
         np.minimum.at(first, flat, np.arange(flat.size))
@@ -138,7 +139,7 @@ def map_ids(*id_arrays):
     order = np.argsort(first, kind="stable")                              # uniq by first appearance
     rank = np.empty(uniq.size, dtype=np.int64)
     rank[order] = np.arange(uniq.size)
-    if top <= 4 * flat.size + 1024:
+    if small:
         lookup = np.zeros(top, dtype=np.int64)                            # raw id -> dense id
         lookup[uniq] = rank
 

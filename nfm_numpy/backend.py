@@ -28,6 +28,8 @@ import sys
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import OptionError, OptionTypeError
+
 
 # --------------------------------------------------------------- namespaces
 def _cupy():
@@ -49,7 +51,7 @@ def _namespace(a):
         elif hasattr(a, "__array_namespace__"):
             return a.__array_namespace__()          # not cached: one type may serve several namespaces
         else:
-            raise TypeError(f"not an array: {t.__name__}")
+            raise OptionTypeError(f"not an array: {t.__name__}")
         _NAMESPACE_OF_TYPE[t] = xp
     return xp
 
@@ -69,7 +71,7 @@ def get_xp(*arrays):
         if xp is None:
             xp = ns
         elif ns is not xp:
-            raise TypeError(f"arrays from different libraries ({xp.__name__} and {ns.__name__}): "
+            raise OptionTypeError(f"arrays from different libraries ({xp.__name__} and {ns.__name__}): "
                             "move them to one device first with nfm_numpy.backend.to_device")
     return np if xp is None else xp
 
@@ -92,9 +94,10 @@ def resolve(name_or_xp):
         try:
             import cupy
         except ImportError as e:  # pragma: no cover - depends on the machine
-            raise RuntimeError("backend 'cupy' needs CuPy and a CUDA GPU: pip install cupy-cuda12x") from e
+            raise OptionError("backend 'cupy' needs CuPy and a CUDA GPU: pip install cupy-cuda12x "
+                              "(for CUDA 12)") from e
         return cupy
-    raise ValueError(f"unknown backend {name_or_xp!r}: expected 'numpy' or 'cupy'")
+    raise OptionError(f"unknown backend {name_or_xp!r}: expected 'numpy' or 'cupy'")
 
 
 def device_of(x):

@@ -1,21 +1,83 @@
 """Command line: ``python -m nfm_numpy {train,evaluate,predict,gradcheck} ...``.
 
-Switches take 0 or 1 (``--batch-norm 1``), as the original code's do.
+This module only parses options and calls the library. Switches take 0 or 1
+(``--batch-norm 1``), as the original code's do. Errors and exit statuses
+(README, "Errors and exit codes"): every error is one line on stderr naming
+the problem and the option, file or line; exit status 2 for bad input or
+usage, 1 for a run that failed, 130 for an interrupt; a traceback only with
+``NFM_NUMPY_DEBUG=1``.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+
+from . import errors as E
+
+NFM_ONLY = ("layers", "activation", "pretrain")      # options that mean nothing for --model fm
 
 
-def int_list(s):
-    s = s.strip("[]() ")
-    return [int(v) for v in s.split(",") if v.strip()] if s else []
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the option and the problem), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def float_list(s):
-    s = s.strip("[]() ")
-    return [float(v) for v in s.split(",") if v.strip()] if s else []
+# ------------------------------------------------------------------ option types
+def _typed(parse, check):
+    """An argparse type: ``parse`` the text, then ``check`` the value (errors name the option)."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {parse.__doc__}, got {text!r}") from None
+        try:
+            return check(value)
+        except E.InputError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return convert
+
+
+def _int(text):
+    """an integer"""
+    return int(text)
+
+
+def _float(text):
+    """a number"""
+    return float(text)
+
+
+def _list(item):
+    def parse(text):
+        text = text.strip("[]() ")
+        return [item(v) for v in text.split(",") if v.strip()] if text else []
+    parse.__doc__ = f"a comma-separated list of {item.__doc__.split(' ', 1)[1]}s (e.g. 64,32)"
+    return parse
+
+
+def count(lo=1):
+    return _typed(_int, lambda v: E.integer(v, "", lo))
+
+
+def number(lo=None, lo_open=False):
+    return _typed(_float, lambda v: E.real(v, "", lo, lo_open=lo_open))
+
+
+def int_list(text):
+    return _typed(_list(_int), lambda v: E.int_list(v, "", 1))(text)
+
+
+def prob_list(text):
+    def check(v):
+        if not v:
+            raise E.OptionError("needs at least one keep probability")
+        return E.float_list(v, "", E.probability)
+    return _typed(_list(_float), check)(text)
 
 
 def switch(s):
@@ -31,48 +93,51 @@ def add_gradcheck(sub):
                                    "variable-length rows, real values) and compare the model's gradients "
                                    "with central differences, parameter by parameter.")
     p.add_argument("--model", choices=["fm", "nfm"], default="nfm")
-    p.add_argument("--hidden-factor", type=int, default=5, help="embedding size k (default 5)")
-    p.add_argument("--layers", type=int_list, default=[8], help="hidden sizes, e.g. 32,16 (nfm; default 8)")
-    p.add_argument("--keep-prob", type=float_list, default=None,
+    p.add_argument("--hidden-factor", type=count(), default=5, help="embedding size k (default 5)")
+    p.add_argument("--layers", type=int_list, default=None, help="hidden sizes, e.g. 32,16 (nfm; default 8)")
+    p.add_argument("--keep-prob", type=prob_list, default=None,
                    help="keep probabilities, one per hidden layer then the Bi-Interaction's; "
                         "default 1 (no dropout). Masks are fixed during the check")
     p.add_argument("--batch-norm", type=switch, default=True, help="0 or 1 (default 1)")
-    p.add_argument("--activation", default="relu", help="relu, sigmoid, tanh or identity")
-    p.add_argument("--loss", default="square", help="square or log")
-    p.add_argument("--l2", type=float, default=0.0, help="lambda of the embedding L2 term")
+    p.add_argument("--activation", choices=["relu", "sigmoid", "tanh", "identity"], default=None,
+                   help="nfm: relu (default), sigmoid, tanh or identity")
+    p.add_argument("--loss", choices=["square", "log"], default="square")
+    p.add_argument("--l2", type=number(0.0), default=0.0, help="lambda of the embedding L2 term")
     p.add_argument("--impl", choices=["sparse", "gather"], default="sparse")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="float64 (default); float32 shows why checks need double precision")
-    p.add_argument("--rows", type=int, default=8, help="batch size of the random problem")
-    p.add_argument("--features", type=int, default=40, help="number of features n")
-    p.add_argument("--step", type=float, default=None,
+    p.add_argument("--rows", type=count(2), default=8, help="batch size of the random problem (at least 2)")
+    p.add_argument("--features", type=count(4), default=40, help="number of features n (at least 4)")
+    p.add_argument("--step", type=number(0.0, lo_open=True), default=None,
                    help="difference step h of the 4th-order central difference (default 1e-4, 1e-5 with ReLU "
                         "hidden layers; 1e-2 in float32)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=number(0.0, lo_open=True), default=None,
                    help="fail above this error (default 1e-7; 1e-6 with ReLU hidden layers; 1e-2 float32)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=run_gradcheck)
+    p.add_argument("--seed", type=count(0), default=0)
+    p.set_defaults(run=run_gradcheck, defaults={"layers": [8], "activation": "relu"})
 
 
 def run_gradcheck(a):
     from . import gradcheck as G
     from .model import FM, NFM
 
+    check_model_options(a)
     layers = [] if a.model == "fm" else a.layers
     keep = a.keep_prob or [1.0] * (len(layers) + 1)
     batch = G.random_problem(a.features, a.rows, 6, a.loss, a.seed)
 
     def make(seed):
         if a.model == "fm":
-            return FM(a.features, a.hidden_factor, keep[-1], a.batch_norm, a.loss, a.l2, "float64", seed, impl=a.impl)
+            return FM(a.features, a.hidden_factor, keep, a.batch_norm, a.loss, a.l2, "float64", seed, impl=a.impl)
         return NFM(a.features, a.hidden_factor, layers, keep, a.batch_norm, a.activation, a.loss, a.l2,
                    "float64", seed, impl=a.impl)
 
     seed, model = G.relu_safe_seed(make, batch, range(a.seed, a.seed + 200))
-    threshold = a.threshold or G.default_threshold(a.dtype, model.config["activation"], layers)
-    h = a.step or (None if a.dtype == "float64" else 1e-2)
+    threshold = a.threshold if a.threshold is not None else \
+        G.default_threshold(a.dtype, model.config["activation"], layers)
+    h = a.step if a.step is not None else (None if a.dtype == "float64" else 1e-2)
     if a.dtype == "float32":
-        report = _float32_report(model, batch, seed, h, threshold)
+        report = G.float32_report(model, batch, seed, h, threshold)
     else:
         report = G.check_model(model, batch, seed=seed, h=h, threshold=threshold)
     print(model)
@@ -82,53 +147,53 @@ def run_gradcheck(a):
     return 0 if report.ok else 1
 
 
-def _float32_report(model64, batch, seed, h, threshold):
-    """Differences of a float32 copy of the model, against its float32 analytic gradients."""
-    import numpy as np
-
-    from . import gradcheck as G
-    from .data import Batch
-    from .model import build
-
-    cfg = dict(model64.config, dtype="float32")
-    m = build(cfg)
-    b = Batch(batch.idx, batch.val.astype(np.float32), batch.y.astype(np.float32), True)
-    _, grads = m.loss(b, rng=G.B.Random(seed, np), input_grad=False)
-    report = G.Report(threshold=threshold, zero_floor=1e-3)
-
-    def f():
-        return float(m.loss(b, rng=G.B.Random(seed, np))[0])
-
-    for name, a in m.params.items():
-        g = grads[name]
-        dense = g.to_dense(a.shape[0]) if isinstance(g, G.RowGrad) else g
-        report.add(name, dense, G.numerical_gradient(f, a, h, order=4))
-    return report
-
-
 # ---------------------------------------------------------------------- train
 SYNTHETIC_NOISE = 0.1
 
 
 def add_model_options(p):
+    """Model options. NFM-only ones default to None, so that ``--model fm`` can refuse them."""
     p.add_argument("--model", choices=["fm", "nfm"], default="nfm")
-    p.add_argument("--hidden-factor", type=int, default=64, help="embedding size k (default 64)")
-    p.add_argument("--layers", type=int_list, default=[64], help="hidden layer sizes (nfm), e.g. 64 or 64,32")
-    p.add_argument("--keep-prob", type=float_list, default=None,
+    p.add_argument("--hidden-factor", type=count(), default=64, help="embedding size k (default 64)")
+    p.add_argument("--layers", type=int_list, default=None,
+                   help="nfm: hidden layer sizes, e.g. 64 or 64,32 ('' for none; default 64)")
+    p.add_argument("--keep-prob", type=prob_list, default=None,
                    help="keep probabilities, one per hidden layer, the LAST for the Bi-Interaction layer, as "
-                        "the original (default 0.8,0.5; fm: 0.5)")
+                        "the original (default 0.8,0.5); fm: one value (default 0.5)")
     p.add_argument("--batch-norm", type=switch, default=None, help="0 or 1 (default: 1 for nfm, 0 for fm)")
-    p.add_argument("--activation", default="relu", help="relu, sigmoid, tanh or identity")
-    p.add_argument("--loss", default="square", help="square (regression) or log (binary)")
-    p.add_argument("--l2", type=float, default=0.0, help="lambda of the L2 term on the embeddings (default 0)")
+    p.add_argument("--activation", choices=["relu", "sigmoid", "tanh", "identity"], default=None,
+                   help="nfm: activation of the hidden layers (default relu)")
+    p.add_argument("--loss", choices=["square", "log"], default="square",
+                   help="square (regression) or log (binary; labels 0/1 or -1/1)")
+    p.add_argument("--l2", type=number(0.0), default=0.0, help="lambda of the L2 term on the embeddings (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
-    p.add_argument("--seed", type=int, default=2016, help="initial weights, dropout and shuffling (default 2016)")
+    p.add_argument("--seed", type=count(0), default=2016, help="initial weights, dropout and shuffling (default 2016)")
+
+
+def check_model_options(a):
+    """``--model fm`` has no hidden layers: refuse the options that only NFM reads, then fill
+    in the NFM defaults. Keep probabilities must match the layers."""
+    given = [n for n in NFM_ONLY if getattr(a, n, None) not in (None, False)]
+    if a.model == "fm":
+        if given:
+            raise E.OptionError(f"--{given[0]} applies to --model nfm only (FM has no hidden layers)")
+        if a.keep_prob is not None and len(a.keep_prob) != 1:
+            raise E.OptionError(f"--keep-prob: --model fm takes one keep probability (the Bi-Interaction "
+                                f"layer's), got {len(a.keep_prob)}")
+        return
+    for name, value in a.defaults.items():
+        if getattr(a, name) is None:
+            setattr(a, name, value)
+    if a.keep_prob is not None and len(a.keep_prob) != len(a.layers) + 1:
+        raise E.OptionError(f"--keep-prob needs {len(a.layers) + 1} values for --layers "
+                            f"{','.join(map(str, a.layers)) or repr('')} (one per hidden layer, then the "
+                            f"Bi-Interaction layer's), got {len(a.keep_prob)}")
 
 
 def add_data_options(p):
-    p.add_argument("--dataset", choices=["synthetic", "frappe", "ml-tag"], default="synthetic",
-                   help="synthetic (built in, default), or frappe / ml-tag (downloaded once into the cache, "
+    p.add_argument("--dataset", choices=["synthetic", "frappe", "ml-tag"], default=None,
+                   help="synthetic (built in, the default), or frappe / ml-tag (downloaded once into the cache, "
                         "$NFM_NUMPY_DATA or ~/.cache/nfm_numpy)")
     p.add_argument("--data-dir", default=None,
                    help="a folder with NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm")
@@ -141,24 +206,24 @@ def add_commands(sub):
     add_model_options(p)
     add_data_options(p)
     p.add_argument("--optimizer", choices=["adagrad", "adam", "sgd", "momentum"], default="adagrad")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--lr", type=number(0.0, lo_open=True), default=0.05, help="learning rate (default 0.05)")
+    p.add_argument("--batch-size", type=count(), default=128)
+    p.add_argument("--epochs", type=count(), default=None,
                    help="epochs (the cap, with early stopping): default 200 on real data (the original's), "
                         "40 on synthetic")
     p.add_argument("--early-stop", type=switch, default=True,
                    help="1 (default): stop when the validation metric rose 4 epochs in a row")
-    p.add_argument("--pretrain", type=switch, default=False,
-                   help="1: train an FM first and start NFM's w0, w and V from it (the paper's pretraining)")
+    p.add_argument("--pretrain", type=switch, default=None,
+                   help="nfm, 1: train an FM first and start NFM's w0, w and V from it (the paper's pretraining)")
     p.add_argument("--eval-train", type=switch, default=False,
                    help="1: evaluate the whole training set each epoch (the original does; slower). "
                         "0 (default): the train column is the running metric of the epoch's batches")
-    p.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows")
+    p.add_argument("--train-rows", type=count(), default=None, help="use only the first N training rows")
     p.add_argument("--save", default=None, help="write the trained model to this .npz file")
     p.add_argument("--plot", default=None, help="write the learning curves to this PNG file")
     p.add_argument("--history", default=None, help="write one JSON line per epoch to this file")
     p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=run_train, defaults={"layers": [64], "activation": "relu", "pretrain": False})
 
     for name, helptext in (("evaluate", "metrics of a saved model on a dataset's validation and test parts"),
                            ("predict", "one prediction per line for a libFM file or a dataset part")):
@@ -167,6 +232,9 @@ def add_commands(sub):
         add_data_options(p)
         p.add_argument("--file", default=None, help="a libFM file (its ids are the raw ids of the training data)")
         p.add_argument("--part", choices=["train", "validation", "test"], default="test")
+        p.add_argument("--unseen", choices=["ignore", "error"], default="ignore",
+                       help="feature ids the model never saw: ignore (default: x = 0, counted on stderr) or "
+                            "error")
         p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
         p.set_defaults(run=run_evaluate if name == "evaluate" else run_predict)
 
@@ -174,7 +242,7 @@ def add_commands(sub):
 def make_model(a, n_features):
     from .model import FM, NFM
     if a.model == "fm":
-        keep = (a.keep_prob or [0.5])[-1]
+        keep = (a.keep_prob or [0.5])[0]
         bn = bool(a.batch_norm) if a.batch_norm is not None else False
         return FM(n_features, a.hidden_factor, keep, bn, a.loss, a.l2, a.dtype, a.seed, a.backend)
     keep = a.keep_prob or ([0.8] * len(a.layers) + [0.5])
@@ -183,12 +251,46 @@ def make_model(a, n_features):
                a.backend)
 
 
+def _source(a):
+    """The data option given (at most one of --dataset and --data-dir)."""
+    if a.data_dir and a.dataset:
+        raise E.OptionError("give --dataset or --data-dir, not both")
+    return a.dataset or ("synthetic" if not a.data_dir else None)
+
+
 def load_data(a, loss, progress=True):
     from . import datasets as D
+    name = _source(a)
     if a.data_dir:
-        return D.load(a.dataset if a.dataset != "synthetic" else None, data_dir=a.data_dir, loss=loss)
-    return D.load(a.dataset, loss=loss, seed=0, noise=SYNTHETIC_NOISE) if a.dataset == "synthetic" \
-        else D.load(a.dataset, loss=loss, progress=progress)
+        return D.load(data_dir=a.data_dir, loss=loss)
+    if name == "synthetic":
+        return D.load("synthetic", loss=loss, seed=0, noise=SYNTHETIC_NOISE)
+    return D.load(name, loss=loss, progress=progress)
+
+
+def input_files(a):
+    """The data files a command reads (so that no output may overwrite one)."""
+    from pathlib import Path
+    files = [getattr(a, n, None) for n in ("file", "load")]
+    if getattr(a, "data_dir", None) and Path(a.data_dir).is_dir():
+        files += list(Path(a.data_dir).glob("*.libfm"))
+    return {Path(f).resolve() for f in files if f}
+
+
+def check_outputs(a, options=("save", "plot", "history")):
+    """Every output path is writable, distinct, and not one of the inputs: checked before training."""
+    from .outputs import check_output
+    seen, inputs = {}, input_files(a)
+    for name in options:
+        path = getattr(a, name, None)
+        if path is None:
+            continue
+        target = check_output(path, f"--{name}").resolve()
+        if target in inputs:
+            raise E.OutputError(f"--{name} {path} is one of the input files; it will not be overwritten")
+        if target in seen:
+            raise E.OutputError(f"--{name} and --{seen[target]} name the same file {path}")
+        seen[target] = name
 
 
 def run_train(a):
@@ -197,35 +299,54 @@ def run_train(a):
 
     from . import checkpoint, train
     from .datasets import Split
+    from .report import plot_history, text_curve
 
+    check_model_options(a)
+    check_outputs(a)
     t0 = time.perf_counter()
     split = load_data(a, a.loss)
-    if a.train_rows:
+    if a.train_rows is not None:
         split = Split(split.train.subset(a.train_rows), split.valid, split.test)
     print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
           f"[read in {time.perf_counter() - t0:.2f} s]")
+    if split.train.label_map:
+        print(split.train.label_map)
     # the built-in synthetic data has a known noise floor: the best achievable rmse
-    floor = SYNTHETIC_NOISE if a.dataset == "synthetic" and not a.data_dir and a.loss == "square" else None
+    synthetic = _source(a) == "synthetic"
+    floor = SYNTHETIC_NOISE if synthetic and a.loss == "square" else None
     if floor is not None:
         print(f"noise floor: the best achievable test rmse is about {floor} (the label noise)")
     model = make_model(a, split.train.n_features)
     print(model)
-    epochs = a.epochs or (40 if a.dataset == "synthetic" and not a.data_dir else 200)
+    epochs = a.epochs or (40 if synthetic else 200)
     kw = dict(optimizer=a.optimizer, lr=a.lr, batch_size=a.batch_size, epochs=epochs, early_stop=a.early_stop,
               progress=a.progress, eval_train=a.eval_train)
-    if a.pretrain and a.model == "nfm":
-        train.pretrain_fm(model, split, **kw)
+    if a.pretrain:
+        fm_hist = train.pretrain_fm(model, split, **kw)
+        if fm_hist.interrupted or not fm_hist.best_epoch:
+            print(f"{'interrupted' if fm_hist.interrupted else 'error: FM pretraining diverged'} "
+                  f"({fm_hist.stopped}); NFM was not trained, nothing saved", file=sys.stderr)
+            return 130 if fm_hist.interrupted else 1
         print("training NFM:")
     hist = train.fit(model, split, history_path=a.history, **kw)
     best = hist.best
-    if a.save:
-        checkpoint.save(model, a.save, {"raw_ids": split.train.raw_ids})
-        print(f"saved {a.save}")
-    if a.plot:
-        plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on {a.dataset}", floor)
-        print(f"wrote {a.plot}")
-    if best is None:
-        print(f"{hist.stopped}; no epoch finished")
+    saved = []
+    if best is not None:                     # a run that finished no epoch never writes a model
+        if a.save:
+            checkpoint.save(model, a.save, {"raw_ids": split.train.raw_ids})
+            saved.append(a.save)
+            print(f"saved {a.save} (the weights of epoch {hist.best_epoch}, the best validation epoch)")
+        if a.plot:
+            plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on {_source(a) or a.data_dir}",
+                         floor)
+            print(f"wrote {a.plot}")
+    kept = (f"kept the weights of epoch {hist.best_epoch}" + (f", saved {', '.join(saved)}" if saved else "")
+            if best else "no epoch finished, nothing saved")
+    if hist.interrupted:
+        print(f"interrupted ({hist.stopped}); {kept}", file=sys.stderr)
+        return 130
+    if hist.diverged:
+        print(f"error: training diverged ({hist.stopped}); {kept}. Try a smaller --lr", file=sys.stderr)
         return 1
     print(text_curve(hist, floor))
     print(f"{hist.stopped}; best validation epoch {hist.best_epoch} of {len(hist.epochs)} "
@@ -239,71 +360,48 @@ def run_train(a):
     return 0
 
 
-def text_curve(hist, floor=None, width=50, max_lines=25):
-    """The validation learning curve as text bars (every few epochs when there are many),
-    with the noise floor marked '|' where it is known."""
-    valid = hist.column("valid")
-    lo = min(valid + ([floor] if floor is not None else [])) * 0.95
-    hi = max(valid)
-    step = max(1, -(-len(valid) // max_lines))
-
-    def col(v):
-        return int(round((v - lo) / (hi - lo + 1e-12) * (width - 1)))
-
-    lines = [f"learning curve, validation {hist.metric}" + (f" ('|' marks the noise floor {floor})" if floor else "")]
-    for e in list(range(0, len(valid), step)) + ([len(valid) - 1] if (len(valid) - 1) % step else []):
-        bar = list("#" * (col(valid[e]) + 1) + " " * (width - col(valid[e]) - 1))
-        if floor is not None:
-            bar[col(floor)] = "|"
-        lines.append(f"  epoch {e + 1:3d} {valid[e]:.4f} {''.join(bar)}{'  best' if e + 1 == hist.best_epoch else ''}")
-    return "\n".join(lines)
-
-
-def plot_history(hist, path, title, floor=None):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = hist.column("epoch")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("train", "valid", "test"):
-        ax.plot(ep, hist.column(key), label=key)
-    if floor is not None:
-        ax.axhline(floor, color="gray", ls="--", label="noise floor")
-    ax.axvline(hist.best_epoch, color="k", lw=0.5, ls=":", label="best validation epoch")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{hist.metric}")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
+# -------------------------------------------------------------- evaluate, predict
 def _saved(a):
     from . import checkpoint
     model, extra = checkpoint.load(a.load, a.backend)
-    return model, extra.get("raw_ids")
+    return model, extra
 
 
-def _part(a, model, raw_ids):
+def _part(a, model, extra):
+    """The data to evaluate or predict, in the saved model's id space (never a map rebuilt from files:
+    the same model on the same file gives the same numbers whatever else the folder holds)."""
     from . import datasets as D
     loss = model.config["loss"]
+    raw_ids = extra.get("raw_ids")
+    source = None if a.file else _source(a)
+    if source == "synthetic":
+        split = load_data(a, loss, progress=False)
+        if split.train.n_features != model.config["n_features"]:
+            raise E.InputError(f"the synthetic data has {split.train.n_features} features, the model "
+                               f"{model.config['n_features']}: not the data it was trained on")
+        return {"train": split.train, "validation": split.valid, "test": split.test}[a.part]
+    if raw_ids is None:
+        raise E.InputError(f"{a.load} holds no feature-id map, so it cannot read libFM files")
     if a.file:
-        if raw_ids is None:
-            raise ValueError(f"{a.load} holds no feature-id map; predict on a --dataset part instead")
-        return D.read_with_ids(a.file, raw_ids, loss)
-    split = load_data(a, loss, progress=False)
-    if split.train.n_features != model.config["n_features"]:
-        raise ValueError(f"the data has {split.train.n_features} features, the model "
-                         f"{model.config['n_features']}: not the data it was trained on")
-    return {"train": split.train, "validation": split.valid, "test": split.test}[a.part]
+        path = a.file
+    elif a.data_dir:
+        path = D.find_split_files(a.data_dir)[1][("train", "validation", "test").index(a.part)]
+    else:
+        path = D.find_split_files(D.fetch(source, progress=False), source)[1][
+            ("train", "validation", "test").index(a.part)]
+    data, ignored = D.read_with_ids(path, raw_ids, loss, unseen=a.unseen)
+    if ignored:
+        print(f"note: {ignored} feature id{'s' if ignored > 1 else ''} in {path} never seen in training, ignored "
+              "(x = 0); --unseen error refuses them", file=sys.stderr)
+    if data.label_map:
+        print(f"note: {data.label_map}", file=sys.stderr)
+    return data
 
 
 def run_evaluate(a):
     from .train import evaluate
-    model, raw_ids = _saved(a)
-    data = _part(a, model, raw_ids)
+    model, extra = _saved(a)
+    data = _part(a, model, extra)
     for name, value in evaluate(model, data.to(model.xp, model.device, model.config["dtype"])).items():
         print(f"{a.part if not a.file else data.name} {name}: {value:.4f}")
     return 0
@@ -313,23 +411,68 @@ def run_predict(a):
     import numpy as np
 
     from . import backend as B
-    model, raw_ids = _saved(a)
-    data = _part(a, model, raw_ids).to(model.xp, model.device, model.config["dtype"])
+    model, extra = _saved(a)
+    data = _part(a, model, extra).to(model.xp, model.device, model.config["dtype"])
     pred = B.to_numpy(model.predict(data.batch()))
     np.savetxt(sys.stdout, pred, fmt="%.6g")
     return 0
 
 
 # ----------------------------------------------------------------------- main
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m nfm_numpy",
-                                     description="Neural Factorization Machines in NumPy / CuPy.")
+def build_parser():
+    parser = Parser(prog="python -m nfm_numpy", description="Neural Factorization Machines in NumPy / CuPy.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_commands(sub)
     add_gradcheck(sub)
-    a = parser.parse_args(argv)
+    return parser
+
+
+def _terminate(signum, frame):
+    raise E.Interrupted(signal.Signals(signum).name)
+
+
+def _message(e):
+    """One line for an exception: OS errors with their path, others as they are."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e).replace("\n", " ") or type(e).__name__
+
+
+def main(argv=None):
+    """Run one command; returns its exit status (2 bad input, 1 failed run, 130 interrupt)."""
+    debug = os.environ.get("NFM_NUMPY_DEBUG") == "1"
+    a = build_parser().parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return a.run(a)
-    except (ValueError, TypeError, OSError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        print(f"interrupted ({e or 'SIGINT'})", file=sys.stderr)
+        return 130
+    except BrokenPipeError:                  # e.g. predict ... | head: the reader left, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, (E.InputError, OSError, ValueError, TypeError)):
+            print(f"error: {_message(e)}", file=sys.stderr)
+            return 2
+        if isinstance(e, E.RunFailed):
+            print(f"error: {_message(e)}", file=sys.stderr)
+            return 1
+        if isinstance(e, MemoryError):
+            print("error: out of memory; try a smaller --batch-size or --hidden-factor", file=sys.stderr)
+            return 1
+        print(f"error: internal error ({type(e).__name__}: {_message(e)}); this is a bug, please report it "
+              "(NFM_NUMPY_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":      # pragma: no cover
+    sys.exit(main())

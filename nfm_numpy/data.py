@@ -5,10 +5,13 @@ A batch is ``Batch(idx, val, y)``: ``idx`` (B, F) int feature ids, ``val``
 nonzeros are padded with id 0 and value 0 (a padding entry adds nothing to a
 prediction or a gradient). One-hot rows have val = 1; multi-hot rows repeat a
 field with several ids; real-valued features carry their value in ``val``.
+An optional ``weight`` (B,) scales each row's term of the loss.
 
-``make_batch`` validates a batch once (ids in range, shapes, finite floats);
-``Dataset`` validates once at construction, so the training loop can slice it
-without checking every step.
+``make_batch`` validates a batch once and records in ``id_bound`` the size of
+the smallest table its ids fit (max id + 1); ``Dataset`` validates once at
+construction. A model then checks ``id_bound <= n_features`` without looking
+at the ids again, so the training loop can slice a dataset without checking
+every step, and a batch whose ids run past the table is refused by name.
 """
 from __future__ import annotations
 
@@ -17,71 +20,120 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import backend as B
+from .errors import DataError, OptionTypeError, integer
 
 
 class Batch(NamedTuple):
     idx: Any                 # (B, F) int
     val: Any                 # (B, F) float
     y: Any = None            # (B,) float, or None for prediction
-    checked: bool = False    # set by make_batch / Dataset: values already validated
+    id_bound: int = 0        # validated: ids in [0, id_bound), values and labels finite (0: not validated)
+    weight: Any = None       # (B,) float sample weights, or None (all 1)
 
 
-def validate(idx, val, y=None, n_features=None, where="batch"):
-    """Raise ``ValueError`` / ``TypeError`` naming the problem; return nothing.
+def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
+    """Raise ``DataError`` / ``OptionTypeError`` naming the problem; return the id bound
+    (max id + 1, at least 1) that a model's table must reach.
 
     Checks: 2-D integer ids; values of the same shape and a floating dtype;
-    ids in [0, n_features); values and labels finite; labels of shape (B,).
+    ids in [0, n_features); values, labels and weights finite; labels and
+    weights of shape (B,); weights >= 0.
     """
     xp = B.get_xp(idx, val)
     if getattr(idx, "ndim", None) != 2:
-        raise ValueError(f"{where}: idx must be 2-D (batch, entries), got shape {getattr(idx, 'shape', None)}")
+        raise DataError(f"{where}: idx must be 2-D (batch, entries), got shape {getattr(idx, 'shape', None)}")
     if not B.isdtype(idx.dtype, "integral"):
-        raise TypeError(f"{where}: idx must hold integer feature ids, got dtype {idx.dtype}")
+        raise OptionTypeError(f"{where}: idx must hold integer feature ids, got dtype {idx.dtype}")
     if tuple(val.shape) != tuple(idx.shape):
-        raise ValueError(f"{where}: idx and val shapes differ: {tuple(idx.shape)} vs {tuple(val.shape)}")
+        raise DataError(f"{where}: idx and val shapes differ: {tuple(idx.shape)} vs {tuple(val.shape)}")
     if not B.isdtype(val.dtype, "real floating"):
-        raise TypeError(f"{where}: val must be floating point (float32 or float64), got dtype {val.dtype}")
+        raise OptionTypeError(f"{where}: val must be floating point (float32 or float64), got dtype {val.dtype}")
     if idx.shape[0] == 0:
-        raise ValueError(f"{where}: empty batch")
+        raise DataError(f"{where}: empty batch (no rows)")
+    bound = 1
     if idx.shape[1] > 0:
         lo, hi = int(xp.min(idx)), int(xp.max(idx))
         if lo < 0:
-            raise ValueError(f"{where}: negative feature id {lo}")
+            raise DataError(f"{where}: negative feature id {lo}")
         if n_features is not None and hi >= n_features:
-            raise ValueError(f"{where}: feature id {hi} out of range for a model of {n_features} features "
-                             f"(ids must be in [0, {n_features}))")
+            raise DataError(f"{where}: feature id {hi} out of range for a model of {n_features} features "
+                            f"(ids must be in [0, {n_features}))")
+        bound = hi + 1
     if not bool(xp.all(xp.isfinite(val))):
-        raise ValueError(f"{where}: val holds NaN or inf")
-    if y is not None:
-        if tuple(y.shape) != (idx.shape[0],):
-            raise ValueError(f"{where}: y must have shape ({idx.shape[0]},), got {tuple(y.shape)}")
-        if not B.isdtype(y.dtype, "real floating"):
-            raise TypeError(f"{where}: labels must be floating point, got dtype {y.dtype}")
-        if not bool(xp.all(xp.isfinite(y))):
-            raise ValueError(f"{where}: labels hold NaN or inf")
+        raise DataError(f"{where}: val holds NaN or inf")
+    for name, a in (("y", y), ("weight", weight)):
+        if a is None:
+            continue
+        if tuple(a.shape) != (idx.shape[0],):
+            raise DataError(f"{where}: {name} must have shape ({idx.shape[0]},), got {tuple(a.shape)}")
+        if not B.isdtype(a.dtype, "real floating"):
+            raise OptionTypeError(f"{where}: {'labels' if name == 'y' else name} must be floating point, "
+                                  f"got dtype {a.dtype}")
+        if not bool(xp.all(xp.isfinite(a))):
+            raise DataError(f"{where}: {'labels' if name == 'y' else name} hold NaN or inf")
+    if weight is not None and bool(xp.any(weight < 0)):
+        raise DataError(f"{where}: weights must be >= 0")
+    return bound
 
 
-def make_batch(idx, val=None, y=None, n_features=None):
-    """Validated ``Batch``. ``val=None`` means one-hot (all values 1)."""
+def _as_array(a, dtype=None):
+    """Arrays pass through; lists and tuples become NumPy arrays (never a device copy)."""
+    if a is None:
+        return None
+    if isinstance(a, (list, tuple)):
+        return np.asarray(a, dtype=dtype)
+    return a
+
+
+def make_batch(idx, val=None, y=None, n_features=None, weight=None):
+    """Validated ``Batch``. ``val=None`` means one-hot (all values 1); lists become NumPy arrays."""
+    idx = _as_array(idx)
     xp = B.get_xp(idx)
-    if val is None:
-        val = B.ones(idx.shape, like=idx, dtype=xp.float32)
-    validate(idx, val, y, n_features)
-    return Batch(idx, val, y, True)
+    val = B.ones(idx.shape, like=idx, dtype=xp.float32) if val is None else _as_array(val, np.float64)
+    y, weight = _as_array(y, np.float64), _as_array(weight, np.float64)
+    bound = validate(idx, val, y, n_features, weight=weight)
+    return Batch(idx, val, y, bound, weight)
 
 
-def from_csr(X, y=None, dtype=np.float32):
-    """(idx, val) padded form of a scipy.sparse CSR matrix (rows = examples).
+def binary_labels(y, where="labels", lines=None):
+    """Labels for the log loss as 0/1: {0, 1} stays, {-1, 1} maps -1 -> 0 and 1 -> 1.
 
-    Each row's stored entries, in order, fill the first columns; the rest are
-    padding (id 0, value 0). F = the longest row (at least 1).
+    Any other value (or a mix such as {-1, 0, 1}) raises ``DataError`` naming
+    the first unusable label and its row (its line, if ``lines`` gives the line
+    of each row). Works on NumPy arrays. Returns ``(labels, note)``; ``note``
+    says what was mapped ('' when nothing was).
+    """
+    y = np.asarray(y)
+    zero_one = (y == 0) | (y == 1)
+    if zero_one.all():
+        return y, ""
+    if ((y == -1) | (y == 1)).all():
+        return (y > 0).astype(y.dtype), "labels -1/1 read as 0/1 for the log loss (-1 -> 0, 1 -> 1)"
+    odd = ~zero_one & (y != -1)
+    bad = int(np.flatnonzero(odd if odd.any() else ~zero_one)[0])
+    found = np.unique(y)
+    shown = ", ".join(f"{v:g}" for v in found[:6]) + (", ..." if found.size > 6 else "")
+    at = f"line {lines[bad]}" if lines is not None else f"row {bad + 1}"
+    raise DataError(f"{where}, {at}: label {y[bad]:g} cannot be used with the log loss, which needs labels "
+                    f"0/1 or -1/1 (found {shown}); use the square loss for other labels")
+
+
+def from_csr(X, y=None, dtype=np.float32, weight=None):
+    """(idx, val) padded form of a scipy.sparse matrix (rows = examples).
+
+    The matrix means what SciPy says it means: duplicate entries of one
+    column in a row are summed (``sum_duplicates``) and explicit zeros are
+    dropped. Each row's entries fill the first columns; the rest are padding
+    (id 0, value 0). F = the longest row (at least 1).
     Returns a validated ``Batch`` of NumPy arrays.
     """
     import scipy.sparse as sp
 
     if not sp.issparse(X):
-        raise TypeError(f"from_csr needs a scipy.sparse matrix, got {type(X).__name__}")
-    X = sp.csr_array(X)
+        raise OptionTypeError(f"from_csr needs a scipy.sparse matrix, got {type(X).__name__}")
+    X = sp.csr_array(X, copy=True)                                    # a copy: canonicalised in place below
+    X.sum_duplicates()
+    X.eliminate_zeros()
     n = X.shape[0]
     lengths = np.diff(X.indptr)                                       # (n,)
     F = max(int(lengths.max(initial=0)), 1)
@@ -92,21 +144,27 @@ def from_csr(X, y=None, dtype=np.float32):
     idx[row, pos] = X.indices
     val[row, pos] = X.data
     y = None if y is None else np.asarray(y, dtype=dtype)
-    validate(idx, val, y, X.shape[1], where="from_csr")
-    return Batch(idx, val, y, True)
+    weight = None if weight is None else np.asarray(weight, dtype=dtype)
+    validate(idx, val, y, X.shape[1], where="from_csr", weight=weight)
+    return Batch(idx, val, y, max(X.shape[1], 1), weight)
 
 
 class Dataset:
     """Rows in the padded form, validated once, on one backend.
 
-    Attributes: ``idx`` (N, F), ``val`` (N, F), ``y`` (N,), ``n_features``, ``name``, and
-    ``raw_ids`` (n,) the original id of each dense id (None when ids were dense already).
+    Attributes: ``idx`` (N, F), ``val`` (N, F), ``y`` (N,), ``n_features``, ``name``,
+    ``raw_ids`` (n,) the original id of each dense id (None when ids were dense already),
+    ``weight`` (N,) sample weights or None, and ``label_map``, a note on how the labels
+    were mapped when read ('' if they were not).
     """
 
-    def __init__(self, idx, val, y, n_features, name="data", raw_ids=None):
-        validate(idx, val, y, n_features, where=name)
-        self.idx, self.val, self.y = idx, val, y
-        self.n_features, self.name, self.raw_ids = int(n_features), name, raw_ids
+    label_map = ""
+
+    def __init__(self, idx, val, y, n_features, name="data", raw_ids=None, weight=None):
+        n_features = integer(n_features, "n_features", 1)
+        validate(idx, val, y, n_features, where=name, weight=weight)
+        self.idx, self.val, self.y, self.weight = idx, val, y, weight
+        self.n_features, self.name, self.raw_ids = n_features, name, raw_ids
 
     def __len__(self):
         return self.idx.shape[0]
@@ -115,30 +173,42 @@ class Dataset:
         return (f"Dataset({self.name!r}, rows={len(self)}, entries per row={self.idx.shape[1]}, "
                 f"features={self.n_features})")
 
+    def _like(self, idx, val, y, weight):
+        """A dataset sharing this one's id space, from arrays already validated."""
+        out = Dataset.__new__(Dataset)
+        out.idx, out.val, out.y, out.weight = idx, val, y, weight
+        out.n_features, out.name, out.raw_ids = self.n_features, self.name, self.raw_ids
+        out.label_map = self.label_map
+        return out
+
     def to(self, xp, device=None, dtype=None):
         """Copy to backend ``xp`` (explicitly; values cast to ``dtype`` if given)."""
         xp = B.resolve(xp)
-        val, y = self.val, self.y
+        val, y, w = self.val, self.y, self.weight
         if dtype is not None:
             val, y = val.astype(dtype), y.astype(dtype)
-        out = Dataset.__new__(Dataset)
-        out.idx, out.val, out.y = (B.to_device(a, xp, device) for a in (self.idx, val, y))
-        out.n_features, out.name, out.raw_ids = self.n_features, self.name, self.raw_ids
-        return out
+            w = None if w is None else w.astype(dtype)
+        return self._like(*(None if a is None else B.to_device(a, xp, device) for a in (self.idx, val, y, w)))
+
+    def with_labels(self, y):
+        """The same rows with other labels (already checked by the caller: same length, finite)."""
+        return self._like(self.idx, self.val, y, self.weight)
 
     def batch(self, rows=None):
         """Rows ``rows`` (an index array on the dataset's backend, or a slice) as a ``Batch``."""
+        w = self.weight
         if rows is None:
-            return Batch(self.idx, self.val, self.y, True)
+            return Batch(self.idx, self.val, self.y, self.n_features, w)
         if isinstance(rows, slice):
-            return Batch(self.idx[rows, ...], self.val[rows, ...], self.y[rows, ...], True)
+            return Batch(self.idx[rows, ...], self.val[rows, ...], self.y[rows, ...], self.n_features,
+                         None if w is None else w[rows, ...])
         xp = B.get_xp(self.idx)
         return Batch(xp.take(self.idx, rows, axis=0), xp.take(self.val, rows, axis=0),
-                     xp.take(self.y, rows, axis=0), True)
+                     xp.take(self.y, rows, axis=0), self.n_features,
+                     None if w is None else xp.take(w, rows, axis=0))
 
     def subset(self, n):
         """The first ``n`` rows (a view), for quick runs."""
-        out = Dataset.__new__(Dataset)
-        out.idx, out.val, out.y = self.idx[:n, ...], self.val[:n, ...], self.y[:n, ...]
-        out.n_features, out.name, out.raw_ids = self.n_features, self.name, self.raw_ids
-        return out
+        n = integer(n, "rows", 1)
+        w = self.weight
+        return self._like(self.idx[:n, ...], self.val[:n, ...], self.y[:n, ...], None if w is None else w[:n, ...])

@@ -13,104 +13,15 @@ import http.client
 import os
 import tempfile
 import urllib.request
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from .data import Dataset
+from .data import Dataset, binary_labels
+from .errors import DataError, OptionError
 
-# ------------------------------------------------------------------ libFM files
-_WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[[ord(" "), ord("\t"), ord("\r"), ord("\n"), ord("\v"), ord("\f")]] = True
-
-
-class LibFMError(ValueError):
-    """A malformed libFM file; the message names the file and the line."""
-
-
-def _slow_find_error(path, data):
-    """Walk the lines one by one to name the first malformed one (only on the error path)."""
-    for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):
-        tokens = line.split()
-        if not tokens:
-            continue
-        where = f"{path}, line {number}"
-        try:
-            label = float(tokens[0])
-        except ValueError:
-            raise LibFMError(f"{where}: label {tokens[0]!r} is not a number") from None
-        if not np.isfinite(label):
-            raise LibFMError(f"{where}: label {tokens[0]!r} is not finite")
-        for tok in tokens[1:]:
-            parts = tok.split(":")
-            if len(parts) != 2 or not parts[0] or not parts[1]:
-                raise LibFMError(f"{where}: expected 'id:value', got {tok!r}")
-            try:
-                fid, v = int(parts[0]), float(parts[1])
-            except ValueError:
-                raise LibFMError(f"{where}: expected 'id:value' with an integer id and a number, "
-                                 f"got {tok!r}") from None
-            if fid < 0:
-                raise LibFMError(f"{where}: negative feature id in {tok!r}")
-            if not np.isfinite(v):
-                raise LibFMError(f"{where}: value in {tok!r} is not finite")
-    raise LibFMError(f"{path}: could not be parsed (no single bad line found)")
-
-
-def read_libfm(path):
-    """Read a libFM / svmlight file: one example a line, ``label id:value id:value ...``.
-
-    LF or CRLF line ends, any whitespace, rows of any length, real values; blank
-    lines are skipped. Vectorised: the numbers are parsed by one NumPy call and
-    the row structure is found from the positions of whitespace and colons.
-
-    Returns ``(ids, val, y)``: raw feature ids (N, F) int64 padded with -1,
-    values (N, F) float64 padded with 0, labels (N,) float64.
-    Raises ``LibFMError`` naming the file and line of the first malformed line.
-    """
-    path = str(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    arr = np.frombuffer(data, dtype=np.uint8)
-    space = _WHITESPACE[arr]                                              # (nbytes,)
-    newlines = np.flatnonzero(arr == ord("\n"))
-    colons = np.flatnonzero(arr == ord(":"))
-    starts = np.flatnonzero(~space[1:] & space[:-1]) + 1                  # first byte of each token
-    if arr.size and not space[0]:
-        starts = np.concatenate(([0], starts))
-    # per line: how many token starts (colons) lie before each line end, differenced
-    ends = np.concatenate((newlines, [arr.size]))
-    tokens_per_line = np.diff(np.searchsorted(starts, ends), prepend=0)
-    colons_per_line = np.diff(np.searchsorted(colons, ends), prepend=0)
-    used = tokens_per_line > 0                                            # blank lines are skipped
-    if np.any(tokens_per_line[used] != 1 + colons_per_line[used]):
-        _slow_find_error(path, data)
-    nnz = colons_per_line[used]                                           # (N,) entries per row
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")                                    # text that is not a number
-        try:
-            nums = np.fromstring(data.translate(bytes.maketrans(b":", b" ")), sep=" ")
-        except (ValueError, DeprecationWarning):
-            _slow_find_error(path, data)
-    if nums.size != used.sum() + 2 * nnz.sum():
-        _slow_find_error(path, data)
-    N, F = nnz.size, int(nnz.max(initial=0))
-    row_start = np.concatenate(([0], np.cumsum(1 + 2 * nnz)[:-1]))          # offset of each label
-    y = nums[row_start]
-    row = np.repeat(np.arange(N), nnz)                                    # row of each entry
-    pos = np.arange(row.size) - np.repeat(np.cumsum(nnz) - nnz, nnz)      # place within its row
-    at = row_start[row] + 1 + 2 * pos                                     # offset of its id
-    raw_ids, values = nums[at], nums[at + 1]
-    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(values))
-            and np.all(raw_ids >= 0) and np.all(raw_ids == np.floor(raw_ids))):
-        _slow_find_error(path, data)
-    ids = np.full((N, max(F, 1)), -1, dtype=np.int64)
-    val = np.zeros((N, max(F, 1)), dtype=np.float64)
-    ids[row, pos] = raw_ids.astype(np.int64)
-    val[row, pos] = values
-    return ids, val, y
+from .libfm import LibFMError, read_libfm, to_model_ids  # noqa: F401  (re-exported: datasets.read_libfm)
 
 
 # ------------------------------------------------------------------ splits
@@ -160,41 +71,59 @@ def map_ids(*id_arrays):
 def load_libfm_split(train_path, valid_path, test_path, loss="square", name="data", dtype=np.float32):
     """Read three libFM files into a ``Split`` with one shared id space.
 
-    For ``loss='log'`` labels become 1 where the file's label is > 0, else 0 (as the original)."""
-    parts = {role: read_libfm(p) for role, p in (("train", train_path), ("test", test_path),
-                                                  ("valid", valid_path))}
-    (tr, te, va), raw_ids = map_ids(parts["train"][0], parts["test"][0], parts["valid"][0])
+    For ``loss='log'`` the labels must be 0/1 or -1/1 (-1 -> 0); any other label is an
+    error naming its file and line. Each dataset's ``label_map`` says what was mapped."""
+    parts = {role: (p, read_libfm(p)) for role, p in (("train", train_path), ("test", test_path),
+                                                       ("valid", valid_path))}
+    if all(np.all(f.ids < 0) for _, f in parts.values()):
+        raise DataError(f"{train_path} (and the validation and test files): no row has any feature "
+                        "(every line is a label alone)")
+    (tr, te, va), raw_ids = map_ids(*(f.ids for _, f in parts.values()))
     mapped = {"train": tr, "test": te, "valid": va}
     out = {}
     for role in ("train", "valid", "test"):
-        _, val, y = parts[role]
-        out[role] = Dataset(mapped[role], val.astype(dtype), labels_for(y, loss).astype(dtype), raw_ids.size,
-                            f"{name}.{role}", raw_ids)
+        path, f = parts[role]
+        y, note = labels_for(f.y, loss, path, f.lines)
+        out[role] = Dataset(mapped[role], f.val.astype(dtype), y.astype(dtype), raw_ids.size, f"{name}.{role}",
+                            raw_ids)
+        out[role].label_map = note
     return Split(out["train"], out["valid"], out["test"])
 
 
-def labels_for(y, loss):
-    """The original's labels: as in the file for 'square'; 1 where y > 0, else 0, for 'log'."""
-    return (y > 0).astype(np.float64) if loss == "log" else y
+def labels_for(y, loss, where="labels", lines=None):
+    """Labels as a model with ``loss`` takes them: as they are for 'square'; 0/1 for 'log'
+    ({-1, 1} maps -1 -> 0). Returns ``(labels, note)``, ``note`` saying what was mapped."""
+    if loss != "log":
+        return y, ""
+    return binary_labels(y, where, lines)
 
 
-def read_with_ids(path, raw_ids, loss="square", dtype=np.float32):
+UNSEEN = ("ignore", "error")
+
+
+def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"):
     """A libFM file in the id space of a trained model (``raw_ids``: the raw id of each
-    dense id, saved in checkpoints). An id the model never saw is an error."""
-    ids, val, y = read_libfm(path)
-    order = np.argsort(raw_ids)
-    real = ids >= 0
-    pos = np.searchsorted(raw_ids, ids[real], sorter=order)
-    pos = np.minimum(pos, raw_ids.size - 1)
-    found = raw_ids[order[pos]] == ids[real]
-    if not found.all():
-        bad_row = np.nonzero(real)[0][np.argmin(found)]
-        raise LibFMError(f"{path}: feature id {ids[real][np.argmin(found)]} (example {bad_row + 1}) "
-                         "is not one the model was trained with")
-    dense = np.zeros(ids.shape, dtype=np.int64)
-    dense[real] = order[pos]
-    return Dataset(dense, val.astype(dtype), labels_for(y, loss).astype(dtype), raw_ids.size, Path(path).name,
-                   raw_ids)
+    dense id, saved in checkpoints).
+
+    An id the model never saw is an error naming its line (``unseen='error'``),
+    or is dropped from its row (``unseen='ignore'``: x = 0, as if absent).
+    Returns ``(dataset, n_ignored)``, the number of entries dropped.
+    """
+    if unseen not in UNSEEN:
+        raise OptionError(f"unseen must be one of {', '.join(UNSEEN)}; got {unseen!r}")
+    f = read_libfm(path)
+    dense, known = to_model_ids(f.ids, np.asarray(raw_ids))
+    val = f.val.copy()
+    n_unknown = int((~known).sum())
+    if n_unknown and unseen == "error":
+        r, c = np.argwhere(~known)[0]
+        raise LibFMError(f"{path}, line {f.lines[r]}: feature id {f.ids[r, c]} is not one the model was trained "
+                         f"with ({n_unknown} such entries in the file; --unseen ignore drops them)")
+    val[~known] = 0.0
+    y, note = labels_for(f.y, loss, path, f.lines)
+    ds = Dataset(dense, val.astype(dtype), y.astype(dtype), raw_ids.size, Path(path).name, raw_ids)
+    ds.label_map = note
+    return ds, n_unknown
 
 
 def find_split_files(directory, name=None):
@@ -241,7 +170,7 @@ def git_blob_id(path):
     return h.hexdigest()
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(DataError):
     """A downloaded or cached file is not the original (its git blob id differs)."""
 
 
@@ -296,7 +225,7 @@ def fetch(name, directory=None, base_url=None, progress=True):
     Files already present are verified too. ``base_url`` replaces the original
     repository's address (tests serve files from 127.0.0.1)."""
     if name not in BLOB_IDS:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(BLOB_IDS)}")
+        raise OptionError(f"unknown dataset {name!r}: expected one of {', '.join(BLOB_IDS)}")
     d = Path(directory) if directory else cache_dir() / name
     # base: the folder (URL) that holds NAME.train.libfm etc.
     base = (base_url or os.environ.get("NFM_NUMPY_BASE_URL") or f"{REPO_URL}/{name}").rstrip("/")
@@ -393,7 +322,7 @@ def load(name="synthetic", data_dir=None, loss="square", seed=0, download=True, 
     if name == "synthetic":
         return synthetic(loss=loss, seed=seed, **synthetic_kw)
     if name not in BLOB_IDS:
-        raise ValueError(f"unknown dataset {name!r}: expected synthetic, frappe or ml-tag (or --data-dir)")
+        raise OptionError(f"unknown dataset {name!r}: expected synthetic, frappe or ml-tag (or --data-dir)")
     d = fetch(name, progress=progress) if download else cache_dir() / name
     _, (tr, va, te) = find_split_files(d, name)
     return load_libfm_split(tr, va, te, loss, name)

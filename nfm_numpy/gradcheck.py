@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend as B
+from . import errors as E
 from .data import Batch
 from .layers import RowGrad
 
@@ -58,7 +59,7 @@ def numerical_gradient(f, x, h=1e-5, entries=None, order=2):
     of the result is NaN). Returns a NumPy float64 array of ``x.shape``.
     """
     if order not in (2, 4):
-        raise ValueError(f"order must be 2 or 4, got {order}")
+        raise E.OptionError(f"order must be 2 or 4, got {order}")
     grad = np.full(tuple(x.shape), np.nan)
     for ix in (entries if entries is not None else np.ndindex(*x.shape)):
         old = float(x[ix])
@@ -117,7 +118,7 @@ class Report:
         a = np.asarray(B.to_numpy(analytic), dtype=np.float64)
         n = np.asarray(numeric, dtype=np.float64)
         if a.shape != n.shape:
-            raise ValueError(f"gradient of {name} has shape {a.shape}, expected {n.shape}")
+            raise E.OptionError(f"gradient of {name} has shape {a.shape}, expected {n.shape}")
         mask = ~np.isnan(n)
         a, n = a[mask], n[mask]
         scale = float(np.max(np.abs(a) + np.abs(n), initial=0.0))
@@ -214,13 +215,13 @@ def check_model(model, batch, seed=0, h=None, threshold=1e-7, input_grad=True, m
     Returns a ``Report``.
     """
     if model.config["dtype"] != "float64":
-        raise ValueError("gradient checks need a float64 model (float32 rounding swamps the differences)")
+        raise E.OptionError("gradient checks need a float64 model (float32 rounding swamps the differences)")
     if not B.is_numpy(model.xp):
-        raise ValueError("check_model perturbs parameters on the host: move the model with model.to('numpy')")
+        raise E.OptionError("check_model perturbs parameters on the host: move the model with model.to('numpy')")
     if h is None:
         h = 1e-5 if (model.config["activation"] == "relu" and model.config["layers"]) else 1e-4
     val = np.array(batch.val, dtype=np.float64)               # a copy we may perturb
-    batch = Batch(batch.idx, val, np.asarray(batch.y, dtype=np.float64), batch.checked)
+    batch = Batch(batch.idx, val, np.asarray(batch.y, dtype=np.float64), batch.id_bound)
 
     def f():
         return model.loss(batch, rng=B.Random(seed, model.xp))[0]
@@ -270,7 +271,7 @@ def random_problem(n_features=40, n_rows=8, entries=6, loss="square", seed=0):
     y = (rng.integers(0, 2, n_rows) * 2 - 1).astype(np.float64)
     if loss == "log":
         y = (y > 0).astype(np.float64)
-    return Batch(idx, val, y, True)
+    return Batch(idx, val, y, int(idx.max()) + 1)
 
 
 def relu_safe_seed(make_model, batch, seeds=range(200), margin=2e-3):
@@ -281,7 +282,27 @@ def relu_safe_seed(make_model, batch, seeds=range(200), margin=2e-3):
         k = _closest_relu_kink(m, batch, s)
         if k is None or k > margin:
             return s, m
-    raise RuntimeError("no seed keeps the ReLU pre-activations away from 0; use a smaller batch")
+    raise E.RunFailed("no seed keeps the ReLU pre-activations away from 0; use a smaller batch")
+
+
+def float32_report(model64, batch, seed, h, threshold):
+    """The check of a float32 copy of ``model64`` against its own float32 gradients (fourth-order
+    differences with step ``h``): what the rounding of single precision does to a check."""
+    from .model import build
+
+    m = build(dict(model64.config, dtype="float32"))
+    b = Batch(batch.idx, batch.val.astype(np.float32), batch.y.astype(np.float32), batch.id_bound)
+    _, grads = m.loss(b, rng=B.Random(seed, np), input_grad=False)
+    report = Report(threshold=threshold, zero_floor=1e-3)
+
+    def f():
+        return float(m.loss(b, rng=B.Random(seed, np))[0])
+
+    for name, a in m.params.items():
+        g = grads[name]
+        dense = g.to_dense(a.shape[0]) if isinstance(g, RowGrad) else g
+        report.add(name, dense, numerical_gradient(f, a, h, order=4))
+    return report
 
 
 def default_threshold(dtype, activation, layers):
@@ -291,4 +312,4 @@ def default_threshold(dtype, activation, layers):
 
 
 __all__ = ["rel_error", "numerical_gradient", "directional_check", "check_layer", "check_model",
-           "random_problem", "relu_safe_seed", "Report"]
+           "random_problem", "relu_safe_seed", "float32_report", "Report"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from . import backend as B
+from .errors import OptionError
 
 
 class RowGrad(NamedTuple):
@@ -315,7 +316,7 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
 
 def check_activation(name):
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
+        raise OptionError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
     return name
 
 
@@ -361,7 +362,7 @@ def dropout_forward(x, keep_prob, rng=None, train=True, mask=None):
     Returns z and cache (the scaled mask, or None when nothing was dropped).
     """
     if not (0.0 < keep_prob <= 1.0):
-        raise ValueError(f"keep probability must be in (0, 1], got {keep_prob}")
+        raise OptionError(f"keep probability must be in (0, 1], got {keep_prob}")
     if not train or keep_prob == 1.0:
         return x, None
     if mask is None:

@@ -10,29 +10,37 @@ r"""Losses: each returns ``(loss, dloss/dprediction)``.
   stays finite and exact for logits of +-1000 (the original clips p with an
   epsilon of 1e-7 instead; we compute the exact loss).
 * ``l2_loss``: lambda/2 ||V_u||^2 over the embedding rows a batch touches.
+
+Sample weights ``weight`` (B,) scale each row's term: the square loss becomes
+1/2 sum_b w_b (yhat_b - y_b)^2 and the log loss 1/B sum_b w_b l_b, so a weight
+of 2 counts a row twice (scikit-learn's meaning of ``sample_weight``).
 """
 from __future__ import annotations
 
 from . import backend as B
+from .errors import OptionError
 
 LOSSES = ("square", "log")
 
 
 def check_loss(name):
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
+        raise OptionError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
     return name
 
 
-def square_loss(yhat, y):
-    """L = 1/2 sum_b (yhat_b - y_b)^2;  dL/dyhat = yhat - y.   yhat, y : (B,)"""
+def square_loss(yhat, y, weight=None):
+    """L = 1/2 sum_b w_b (yhat_b - y_b)^2;  dL/dyhat = w (yhat - y).   yhat, y, weight : (B,)"""
     xp = B.get_xp(yhat, y)
     r = yhat - y                                   # (B,)
-    return 0.5 * xp.sum(r * r), r
+    if weight is None:
+        return 0.5 * xp.sum(r * r), r
+    wr = weight * r                                # (B,)
+    return 0.5 * xp.sum(wr * r), wr
 
 
-def log_loss(z, y):
-    r"""L = 1/B sum_b [log(1 + e^{z_b}) - y_b z_b];  dL/dz = (sigmoid(z) - y) / B.
+def log_loss(z, y, weight=None):
+    r"""L = 1/B sum_b w_b [log(1 + e^{z_b}) - y_b z_b];  dL/dz = w (sigmoid(z) - y) / B.
 
     Derivation: -[y log p + (1 - y) log(1 - p)] with p = sigmoid(z) equals
     log(1 + e^z) - y z, whose derivative is sigmoid(z) - y.
@@ -40,13 +48,15 @@ def log_loss(z, y):
     """
     xp = B.get_xp(z, y)
     n = z.shape[0]
-    loss = xp.sum(xp.logaddexp(0.0 * z, z) - y * z) / n          # softplus(z) - y z, stable
+    terms = xp.logaddexp(0.0 * z, z) - y * z                      # (B,) softplus(z) - y z, stable
     p = 0.5 * (1.0 + xp.tanh(0.5 * z))                           # sigmoid, no overflow
-    return loss, (p - y) / n
+    if weight is None:
+        return xp.sum(terms) / n, (p - y) / n
+    return xp.sum(weight * terms) / n, weight * (p - y) / n
 
 
-def loss_forward(name, yhat, y):
-    return square_loss(yhat, y) if check_loss(name) == "square" else log_loss(yhat, y)
+def loss_forward(name, yhat, y, weight=None):
+    return square_loss(yhat, y, weight) if check_loss(name) == "square" else log_loss(yhat, y, weight)
 
 
 def l2_loss(Vu, lam):

@@ -23,8 +23,13 @@ import numpy as np
 
 from . import backend as B
 from . import layers as L
+from . import errors as E
 from .data import Batch, validate
 from .losses import check_loss, l2_loss, loss_forward
+
+DTYPES = ("float32", "float64")
+IMPLS = ("sparse", "gather")
+SEED_MAX = 2**63 - 8      # the model draws dropout with seed + 1 and fit shuffles with seed + 2
 
 
 class NFM:
@@ -57,26 +62,18 @@ class NFM:
     def __init__(self, n_features, k=64, layers=(64,), keep_prob=(0.8, 0.5), batch_norm=True,
                  activation="relu", loss="square", l2=0.0, dtype="float32", seed=2016,
                  backend="numpy", device=None, impl="sparse", init_std=0.01):
-        layers = tuple(int(d) for d in layers)
-        keep_prob = tuple(float(p) for p in keep_prob)
-        if int(n_features) < 1 or int(k) < 1 or any(d < 1 for d in layers):
-            raise ValueError(f"sizes must be positive: n_features={n_features}, k={k}, layers={layers}")
+        layers = E.int_list(layers, "layers", 1)
+        keep_prob = E.float_list(keep_prob, "keep_prob", E.probability)
         if len(keep_prob) != len(layers) + 1:
-            raise ValueError(f"keep_prob needs {len(layers) + 1} values (one per hidden layer, the last for "
-                             f"the Bi-Interaction layer), got {len(keep_prob)}: {keep_prob}")
-        for p in keep_prob:
-            if not (0.0 < p <= 1.0):
-                raise ValueError(f"keep probability must be in (0, 1], got {p}")
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if impl not in ("sparse", "gather"):
-            raise ValueError(f"impl must be 'sparse' or 'gather', got {impl!r}")
-        if l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {l2}")
-        self.config = dict(kind=self.kind, n_features=int(n_features), k=int(k), layers=list(layers),
-                           keep_prob=list(keep_prob), batch_norm=bool(batch_norm),
-                           activation=L.check_activation(activation), loss=check_loss(loss), l2=float(l2),
-                           dtype=dtype, seed=int(seed), impl=impl, init_std=float(init_std))
+            raise E.OptionError(f"keep_prob needs {len(layers) + 1} values (one per hidden layer, the last for "
+                                f"the Bi-Interaction layer), got {len(keep_prob)}: {keep_prob}")
+        self.config = dict(kind=self.kind, n_features=E.integer(n_features, "n_features", 1),
+                           k=E.integer(k, "k", 1), layers=layers, keep_prob=keep_prob,
+                           batch_norm=E.flag(batch_norm, "batch_norm"),
+                           activation=L.check_activation(activation), loss=check_loss(loss),
+                           l2=E.real(l2, "l2", 0.0), dtype=E.choice(dtype, "dtype", DTYPES),
+                           seed=E.integer(seed, "seed", 0, SEED_MAX), impl=E.choice(impl, "impl", IMPLS),
+                           init_std=E.real(init_std, "init_std", 0.0, lo_open=True))
         self.params, self.state = self._init_host(np.random.default_rng(seed), np.dtype(dtype))
         self.xp, self.device = np, None
         self.to(backend, device)
@@ -109,6 +106,25 @@ class NFM:
                       else np.ones(k, dtype))
         return p, s
 
+    def __getstate__(self):
+        """For pickle (scikit-learn sends estimators to worker processes): host copies of the
+        arrays and the backend's name instead of the module."""
+        state = dict(self.__dict__)
+        state["params"] = {n: B.to_numpy(a) for n, a in self.params.items()}
+        state["state"] = {n: B.to_numpy(a) for n, a in self.state.items()}
+        state["xp"], state["device"] = self.xp.__name__, None
+        del state["rng"], state["dtype"]
+        return state
+
+    def __setstate__(self, state):
+        backend = state.pop("xp")
+        self.__dict__.update(state)
+        self.xp = np
+        try:
+            self.to(backend if backend in ("numpy", "cupy") else "numpy")
+        except E.InputError:            # pickled on a GPU, unpickled where there is none
+            self.to("numpy")
+
     def to(self, backend, device=None):
         """Move parameters and state to ``backend`` ('numpy', 'cupy' or a namespace). Returns self."""
         xp = B.resolve(backend)
@@ -122,15 +138,28 @@ class NFM:
 
     # ----------------------------------------------------------------- forward
     def _prepare(self, batch, need_y):
+        """Check a user's batch against this model; return (idx, val, y, weight) in its dtype.
+
+        A batch validated for a table of ``id_bound`` rows (``make_batch``,
+        ``Dataset.batch``) is only compared with ``n_features``; any other is
+        validated in full. For the log loss, labels must be 0 or 1.
+        """
         if not isinstance(batch, Batch):
             batch = Batch(*batch)
+        n = self.config["n_features"]
         if need_y and batch.y is None:
-            raise ValueError("this batch has no labels y")
-        if not batch.checked:
-            validate(batch.idx, batch.val, batch.y, self.config["n_features"])
-        val = B.astype(batch.val, self.dtype)
+            raise E.DataError("this batch has no labels y")
+        bound = batch.id_bound
+        if isinstance(bound, bool) or not bound:
+            bound = validate(batch.idx, batch.val, batch.y, n, weight=batch.weight)
+        if bound > n:
+            raise E.DataError(f"batch: feature ids up to {bound - 1} do not fit a model of {n} features "
+                              f"(ids must be in [0, {n}))")
         y = None if batch.y is None else B.astype(batch.y, self.dtype)
-        return batch.idx, val, y
+        if need_y and self.config["loss"] == "log" and not bool(self.xp.all((y == 0) | (y == 1))):
+            raise E.DataError("the log loss needs labels 0 or 1 (data.binary_labels maps -1/1 to 0/1)")
+        w = None if batch.weight is None else B.astype(batch.weight, self.dtype)
+        return batch.idx, B.astype(batch.val, self.dtype), y, w
 
     def forward(self, idx, val, train=False, rng=None, need_dval=False):
         """Model output (logits for the log loss) and the caches of every layer.
@@ -206,9 +235,14 @@ class NFM:
         (no host copy), ``grads`` a dict with the keys of ``params`` (``w`` and
         ``V`` as ``RowGrad``), plus ``x`` (B, F), dL/dval, when ``input_grad``.
         """
-        idx, val, y = self._prepare(batch, need_y=True)
+        idx, val, y, w = self._prepare(batch, need_y=True)
+        return self._loss_and_grads(idx, val, y, w, rng, input_grad)
+
+    def _loss_and_grads(self, idx, val, y, weight=None, rng=None, input_grad=False):
+        """``loss`` without the checks, for arrays already validated and in the model's dtype
+        (the training loop validates its data once, not every step)."""
         yhat, caches = self.forward(idx, val, train=True, rng=rng)
-        loss, dy = loss_forward(self.config["loss"], yhat, y)
+        loss, dy = loss_forward(self.config["loss"], yhat, y, weight)
         grads = self.backward(dy, caches, need_dval=input_grad)
         lam = self.config["l2"]
         if lam > 0:  # lambda/2 ||V_u||^2 on the rows this batch touches (uniq, as grads["V"].rows)
@@ -226,8 +260,8 @@ class NFM:
         outs = []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)        # the Array API leaves out-of-bounds slice ends undefined
-            part = Batch(batch.idx[i:j, ...], batch.val[i:j, ...], None, batch.checked)
-            idx, val, _ = self._prepare(part, need_y=False)
+            part = Batch(batch.idx[i:j, ...], batch.val[i:j, ...], None, batch.id_bound)
+            idx, val, _, _ = self._prepare(part, need_y=False)
             outs.append(self.forward(idx, val, train=False)[0])
         return outs[0] if len(outs) == 1 else self.xp.concat(outs) if hasattr(self.xp, "concat") \
             else self.xp.concatenate(outs)
@@ -278,16 +312,34 @@ class FM(NFM):
 
     def __init__(self, n_features, k=64, keep_prob=0.5, batch_norm=False, loss="square", l2=0.0,
                  dtype="float32", seed=2016, backend="numpy", device=None, impl="sparse", init_std=0.01):
-        kp = keep_prob if isinstance(keep_prob, (int, float)) else keep_prob[-1]
-        super().__init__(n_features, k, (), (kp,), batch_norm, "identity", loss, l2, dtype, seed,
+        if not isinstance(keep_prob, (str, bytes)) and hasattr(keep_prob, "__len__"):
+            if len(keep_prob) != 1:
+                raise E.OptionError(f"FM takes one keep probability (the Bi-Interaction layer's), "
+                                    f"got {len(keep_prob)}: {list(keep_prob)}")
+            keep_prob = keep_prob[0]
+        super().__init__(n_features, k, (), (keep_prob,), batch_norm, "identity", loss, l2, dtype, seed,
                          backend, device, impl, init_std)
 
 
+CONFIG_KEYS = ("kind", "n_features", "k", "layers", "keep_prob", "batch_norm", "activation", "loss", "l2",
+               "dtype", "seed", "impl", "init_std")
+
+
 def build(config, backend="numpy", device=None):
-    """A model from its ``config`` dict (as saved in checkpoints)."""
+    """A model from its ``config`` dict (as saved in checkpoints): every key must be there,
+    none may be unknown, so a damaged configuration is an error, never a default."""
     c = dict(config)
-    kind = c.pop("kind")
+    missing = [k for k in CONFIG_KEYS if k not in c]
+    unknown = sorted(set(c) - set(CONFIG_KEYS))
+    if missing or unknown:
+        raise E.OptionError("model configuration " + "; ".join(
+            ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unknown {', '.join(unknown)}"]
+                                                                    if unknown else [])))
+    kind = E.choice(c.pop("kind"), "kind", ("nfm", "fm"))
     if kind == "fm":
-        c.pop("layers"), c.pop("activation")
+        layers, activation = c.pop("layers"), c.pop("activation")
+        if layers != [] or activation != "identity":
+            raise E.OptionError(f"an FM configuration has layers [] and activation 'identity', "
+                                f"got {layers!r} and {activation!r}")
         return FM(backend=backend, device=device, **c)
     return NFM(backend=backend, device=device, **c)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 
 from . import backend as B
+from . import errors as E
 from .layers import RowGrad
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
@@ -54,9 +55,7 @@ class Optimizer:
     ``rows(key, table, rows, g)`` (update the given rows; return the table)."""
 
     def __init__(self, lr):
-        if not lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {lr}")
-        self.lr = float(lr)
+        self.lr = E.real(lr, "lr", 0.0, lo_open=True)
         self.state = {}
         self._pack = None     # (names, shapes, flat vector, views) of the packed dense parameters
 
@@ -130,7 +129,7 @@ class Momentum(Optimizer):
 
     def __init__(self, lr, momentum=0.95):
         super().__init__(lr)
-        self.mu = momentum
+        self.mu = E.real(momentum, "momentum", 0.0, 1.0, hi_open=True)
 
     def dense(self, key, p, g):
         v = self.slot((key, "v"), p)
@@ -155,7 +154,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr, initial_accumulator=1e-8):
         super().__init__(lr)
-        self.a0 = initial_accumulator
+        self.a0 = E.real(initial_accumulator, "initial_accumulator", 0.0, lo_open=True)
 
     def dense(self, key, p, g):
         xp = B.get_xp(p)
@@ -182,7 +181,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        self.b1, self.b2, self.eps = beta1, beta2, eps
+        self.b1 = E.real(beta1, "beta1", 0.0, 1.0, hi_open=True)
+        self.b2 = E.real(beta2, "beta2", 0.0, 1.0, hi_open=True)
+        self.eps = E.real(eps, "eps", 0.0, lo_open=True)
         self.t = 0
 
     def step(self, params, grads):
@@ -221,5 +222,5 @@ def make(name, lr):
     """'sgd' | 'momentum' | 'adagrad' | 'adam' -> an optimiser."""
     table = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adam": Adam}
     if name not in table:
-        raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+        raise E.OptionError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
     return table[name](lr)

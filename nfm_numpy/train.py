@@ -1,26 +1,38 @@
 """Training: shuffled mini-batches, per-epoch validation and test metrics, early
-stopping with the best-validation weights restored, FM pretraining, NaN guard.
+stopping with the best-validation weights restored, FM pretraining, and a run
+that ends cleanly whatever happens (divergence, Ctrl-C, SIGTERM).
 
 ``fit(model, split, ...)`` follows the original code's loop: each epoch
 reshuffles the training rows and runs N // B steps (the last partial batch is
 dropped, as ``int(N / B)`` there), then evaluates the validation and test sets
 in evaluation mode (BN running averages, no dropout). The reported test metric
 is the one at the best validation epoch, as in the paper.
+
+How a run ends is in ``History.outcome``: ``"max_epochs"``, ``"early_stop"``,
+``"diverged"`` (a non-finite loss or metric; the model keeps the weights of
+the best epoch, or its initial weights if none finished) or ``"interrupted"``
+(SIGINT or SIGTERM, e.g. Ctrl-C or a kernel interrupt in Jupyter: the current
+step finishes, then the run stops with the best weights so far; a second
+signal stops at once with ``errors.Interrupted``).
 """
 from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import backend as B
+from . import errors as E
 from . import metrics as M
 from . import optim
-from .data import Batch
+from .data import Dataset, binary_labels
+from .outputs import check_output, write_atomically
 
 
 @dataclass
@@ -29,12 +41,21 @@ class History:
 
     metric: str                               # rmse or logloss (lower is better)
     epochs: list = field(default_factory=list)   # dicts: epoch, train, valid, test, seconds, ...
-    best_epoch: int = 0
-    stopped: str = ""                         # why training ended
+    best_epoch: int = 0                       # 0: no epoch finished (the model has its initial weights)
+    stopped: str = ""                         # why training ended, in words
+    outcome: str = ""                         # max_epochs, early_stop, diverged or interrupted
 
     @property
     def best(self):
         return self.epochs[self.best_epoch - 1] if self.best_epoch else None
+
+    @property
+    def interrupted(self):
+        return self.outcome == "interrupted"
+
+    @property
+    def diverged(self):
+        return self.outcome == "diverged"
 
     def column(self, key):
         return [e[key] for e in self.epochs]
@@ -65,8 +86,52 @@ def _copy(d):
     return {n: copy(a) for n, a in d.items()}
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class _StopOnSignal:
+    """While a run trains, SIGINT and SIGTERM ask it to stop after the current step
+    (``requested`` names the signal); a second signal raises ``errors.Interrupted`` at once.
+    Only the main thread can set signal handlers; elsewhere this does nothing."""
+
+    def __init__(self):
+        self.requested, self._saved = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.requested:
+            raise E.Interrupted(f"{name} received again while stopping")
+        self.requested = name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _prepare_split(model, split, log):
+    """Check the three parts against the model; for the log loss, labels as 0/1 (-1/1 mapped)."""
+    parts = tuple(split)
+    if len(parts) != 3 or not all(isinstance(p, Dataset) for p in parts):
+        raise E.OptionTypeError("split must hold three Datasets (train, valid, test), e.g. datasets.Split")
+    n = model.config["n_features"]
+    for p in parts:
+        if p.n_features > n:
+            raise E.DataError(f"{p.name}: its ids span {p.n_features} features, the model has {n}")
+    if model.config["loss"] != "log":
+        return parts
+    out, notes = [], set()
+    for p in parts:
+        y, note = binary_labels(B.to_numpy(p.y), p.name)
+        notes.add(note)
+        out.append(p.with_labels(y.astype(p.y.dtype)) if note else p)
+    for note in sorted(notes - {""}):
+        if log:
+            log(note)
+    return tuple(out)
 
 
 def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, early_stop=True, patience=4,
@@ -78,85 +143,121 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     model : NFM or FM (its backend decides where training runs)
     split : datasets.Split (train, valid, test); host arrays, moved once here
     optimizer : name ('adagrad', 'adam', 'sgd', 'momentum') or an ``optim.Optimizer``
+    lr : learning rate (> 0), used when ``optimizer`` is a name
+    batch_size, epochs : at least 1 each; the training set must hold one batch
     early_stop : stop when the validation metric rose ``patience`` epochs in a row
-    seed : shuffling seed (default: the model's seed)
+    seed : shuffling seed (default: the model's seed + 2)
     progress : a progress bar per epoch (default: when stderr is a terminal)
     log : where the per-epoch lines go (``None``: silent)
-    history_path : write one JSON line per epoch there
+    history_path : write one JSON line per epoch there, at the end of the run
+        (through a temporary file; an existing file is replaced only if at
+        least one epoch finished)
     eval_train : also evaluate the whole training set in evaluation mode each
         epoch (the original does; costs time). Otherwise the train column is
         the running training-mode metric of the epoch's batches (with dropout).
 
     Returns a ``History``; the model ends with the best-validation weights.
+    Bad arguments raise ``errors.OptionError``; a run that diverges or is
+    interrupted returns normally, with ``History.outcome`` saying so.
     """
+    from .model import NFM
+    if not isinstance(model, NFM):
+        raise E.OptionTypeError(f"model must be an NFM or FM, got {type(model).__name__}")
+    batch_size = E.integer(batch_size, "batch_size", 1)
+    epochs = E.integer(epochs, "epochs", 1)
+    patience = E.integer(patience, "patience", 1)
+    early_stop, eval_train = E.flag(early_stop, "early_stop"), E.flag(eval_train, "eval_train")
+    seed = model.config["seed"] + 2 if seed is None else E.integer(seed, "seed", 0)
+    if isinstance(optimizer, str):
+        opt = optim.make(optimizer, lr)
+    elif isinstance(optimizer, optim.Optimizer):
+        opt = optimizer
+    else:
+        raise E.OptionTypeError(f"optimizer must be a name ({', '.join(optim.OPTIMIZERS)}) or an "
+                                f"optim.Optimizer, got {optimizer!r}")
+    if history_path is not None:
+        check_output(history_path, "history")
+    parts = _prepare_split(model, split, log)
     xp, dev = model.xp, model.device
     dtype = np.dtype(model.config["dtype"])
-    train, valid, test = (d.to(xp, dev, dtype) for d in split)
-    opt = optim.make(optimizer, lr) if isinstance(optimizer, str) else optimizer
+    train, valid, test = (d.to(xp, dev, dtype) for d in parts)
     loss_name = model.config["loss"]
     hist = History("rmse" if loss_name == "square" else "logloss")
-    rng = np.random.default_rng(model.config["seed"] + 2 if seed is None else seed)
-    N, Bsz = len(train), int(batch_size)
+    rng = np.random.default_rng(seed)
+    N, Bsz = len(train), batch_size
     steps = N // Bsz
     if steps == 0:
-        raise ValueError(f"batch size {Bsz} is larger than the training set ({N} rows)")
+        raise E.OptionError(f"batch_size {Bsz} is larger than the training set ({N} rows)")
     if progress is None:
         progress = sys.stderr.isatty()
     best = (math.inf, _copy(model.params), _copy(model.state))
-    history_file = open(history_path, "w") if history_path else None
     try:
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            # shuffle once per epoch (three gathers of the whole set), then take contiguous slices:
-            # cheaper than three small gathers per step
-            perm = B.to_device(rng.permutation(N)[: steps * Bsz], xp, dev)      # (steps * B,)
-            shuffled = train.batch(perm)
-            total = 0.0
-            for step in _bar(range(steps), progress, f"epoch {epoch}"):
-                i = step * Bsz
-                batch = Batch(shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
-                              shuffled.y[i:i + Bsz, ...], True)
-                try:
-                    loss, grads = model.loss(batch)
-                except FloatingPointError as e:         # where the user made NumPy raise on overflow
-                    raise NonFiniteLoss(f"{e} at epoch {epoch}, batch {step + 1} of {steps}") from e
-                loss = float(loss)                      # one scalar to the host a step
-                if not math.isfinite(loss):
-                    raise NonFiniteLoss(f"the loss is {loss} at epoch {epoch}, batch {step + 1} of {steps}")
-                opt.step(model.params, grads)
-                total += loss
-            seconds = time.perf_counter() - t0
-            rec = {"epoch": epoch, "seconds": round(seconds, 4)}
-            if eval_train:
-                rec["train"] = evaluate(model, train)[hist.metric]
+        with _StopOnSignal() as stop:
+            for epoch in range(1, epochs + 1):
+                t0 = time.perf_counter()
+                # shuffle once per epoch (three gathers of the whole set), then take contiguous slices:
+                # cheaper than three small gathers per step
+                perm = B.to_device(rng.permutation(N)[: steps * Bsz], xp, dev)      # (steps * B,)
+                shuffled = train.batch(perm)
+                total, overflow = 0.0, None
+                for step in _bar(range(steps), progress, f"epoch {epoch}"):
+                    i = step * Bsz
+                    w = shuffled.weight
+                    try:
+                        loss, grads = model._loss_and_grads(
+                            shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
+                            shuffled.y[i:i + Bsz, ...], None if w is None else w[i:i + Bsz, ...])
+                        loss = float(loss)                  # one scalar to the host a step
+                    except FloatingPointError as e:         # where the user made NumPy raise on overflow
+                        loss, overflow = math.nan, e
+                    if not math.isfinite(loss):
+                        what = overflow or f"the loss is {loss}"
+                        hist.outcome, hist.stopped = "diverged", f"{what} at epoch {epoch}, batch {step + 1} of {steps}"
+                        break
+                    opt.step(model.params, grads)
+                    total += loss
+                    if stop.requested:
+                        hist.outcome = "interrupted"
+                        hist.stopped = f"{stop.requested} at epoch {epoch}, after batch {step + 1} of {steps}"
+                        break
+                if hist.outcome:                        # the epoch did not finish
+                    break
+                seconds = time.perf_counter() - t0
+                rec = {"epoch": epoch, "seconds": round(seconds, 4)}
+                if eval_train:
+                    rec["train"] = evaluate(model, train)[hist.metric]
+                else:
+                    rec["train"] = math.sqrt(2 * total / (steps * Bsz)) if loss_name == "square" else total / steps
+                v, t = evaluate(model, valid), evaluate(model, test)
+                rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v["auc"], test_auc=t["auc"])
+                if not math.isfinite(rec["valid"]):
+                    hist.outcome = "diverged"
+                    hist.stopped = f"the validation {hist.metric} is {rec['valid']} at epoch {epoch}"
+                    break
+                hist.epochs.append(rec)
+                if rec["valid"] < best[0]:
+                    best = (rec["valid"], _copy(model.params), _copy(model.state))
+                    hist.best_epoch = epoch
+                if log:
+                    log(f"epoch {epoch:3d}  train {rec['train']:.4f}  valid {rec['valid']:.4f}  "
+                        f"test {rec['test']:.4f}  [{seconds:.2f} s]" + ("  *" if hist.best_epoch == epoch else ""))
+                if stop.requested:
+                    hist.outcome, hist.stopped = "interrupted", f"{stop.requested} after epoch {epoch}"
+                    break
+                if early_stop and should_stop(hist.column("valid"), patience):
+                    hist.outcome = "early_stop"
+                    hist.stopped = f"early stop: validation {hist.metric} rose {patience} epochs in a row"
+                    break
             else:
-                rec["train"] = math.sqrt(2 * total / (steps * Bsz)) if loss_name == "square" else total / steps
-            v, t = evaluate(model, valid), evaluate(model, test)
-            rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v["auc"], test_auc=t["auc"])
-            hist.epochs.append(rec)
-            if rec["valid"] < best[0]:
-                best = (rec["valid"], _copy(model.params), _copy(model.state))
-                hist.best_epoch = epoch
-            if log:
-                log(f"epoch {epoch:3d}  train {rec['train']:.4f}  valid {rec['valid']:.4f}  "
-                    f"test {rec['test']:.4f}  [{seconds:.2f} s]" + ("  *" if hist.best_epoch == epoch else ""))
-            if history_file:
-                history_file.write(json.dumps(rec) + "\n")
-                history_file.flush()
-            if early_stop and should_stop(hist.column("valid"), patience):
-                hist.stopped = f"early stop: validation {hist.metric} rose {patience} epochs in a row"
-                break
-        else:
-            hist.stopped = f"reached {epochs} epochs"
-    except NonFiniteLoss as e:
-        hist.stopped = f"{e}; training stopped"
-        if log:
-            log(f"{hist.stopped}; weights restored to epoch {hist.best_epoch} "
-                f"({'the best validation epoch' if hist.best_epoch else 'the initial weights'})")
+                hist.outcome, hist.stopped = "max_epochs", f"reached {epochs} epochs"
     finally:
-        if history_file:
-            history_file.close()
-    model.params, model.state = best[1], best[2]
+        model.params, model.state = best[1], best[2]
+        if history_path is not None and hist.epochs:
+            text = "".join(json.dumps(rec) + "\n" for rec in hist.epochs)
+            write_atomically(history_path, lambda f: f.write(text.encode()), "history")
+    if log and hist.outcome in ("diverged", "interrupted"):
+        log(f"{hist.stopped}; training stopped, weights restored to epoch {hist.best_epoch} "
+            f"({'the best validation epoch' if hist.best_epoch else 'the initial weights'})")
     return hist
 
 
@@ -169,7 +270,7 @@ def _bar(it, enabled, desc):
 
 def pretrain_fm(nfm, split, keep_prob=None, log=print, **fit_kw):
     """The paper's FM pretraining: train an FM of the same size, then start the NFM's
-    w0, w and V from it. Returns the FM's History."""
+    w0, w and V from it (only if at least one FM epoch finished). Returns the FM's History."""
     from .model import FM
     c = nfm.config
     fm = FM(c["n_features"], c["k"], keep_prob=keep_prob or c["keep_prob"][-1], batch_norm=False,
@@ -178,6 +279,7 @@ def pretrain_fm(nfm, split, keep_prob=None, log=print, **fit_kw):
     if log:
         log("pretraining FM (w0, w and V start NFM):")
     hist = fit(fm, split, log=log, **fit_kw)
-    for name in ("w0", "w", "V"):
-        nfm.params[name] = fm.params[name]
+    if hist.best_epoch:
+        for name in ("w0", "w", "V"):
+            nfm.params[name] = fm.params[name]
     return hist

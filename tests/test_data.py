@@ -43,9 +43,10 @@ def naive_read(text):
 def test_variable_rows_real_values_any_whitespace(tmp_path, newline):
     text = "1 3:1 10:0.5\n-1\t7:2.25   3:1e-3 \n\n0.5 12:-4\n2 10:1 10:3\n"
     p = write(tmp_path, "a.libfm", text, newline)
-    ids, val, y = D.read_libfm(p)
+    ids, val, y, lines = D.read_libfm(p)
     rows = naive_read(text)
     np.testing.assert_array_equal(y, [r[0] for r in rows])
+    np.testing.assert_array_equal(lines, [1, 2, 4, 5])            # the blank line 3 is skipped
     assert ids.shape == (4, 2)
     for i, (_, entries) in enumerate(rows):
         assert [(int(a), float(b)) for a, b in zip(ids[i, :len(entries)], val[i, :len(entries)])] == entries
@@ -53,13 +54,13 @@ def test_variable_rows_real_values_any_whitespace(tmp_path, newline):
 
 
 @pytest.mark.parametrize("bad,line,msg", [
-    ("1 3:1\n1 4:x\n", 2, "integer id and a number"),
+    ("1 3:1\n1 4:x\n", 2, "value 'x' in '4:x' is not a number"),
     ("1 3:1\n1 4\n", 2, "expected 'id:value'"),
     ("1 3:1\n\n1 4: 5\n", 3, "expected 'id:value'"),
     ("1 3:1\nabc 4:1\n", 2, "label 'abc' is not a number"),
     ("1 3:1:2\n", 1, "expected 'id:value'"),
-    ("1 -3:1\n", 1, "negative feature id"),
-    ("1 3.5:1\n", 1, "integer id"),
+    ("1 -3:1\n", 1, "feature id '-3' in '-3:1' is negative"),
+    ("1 3.5:1\n", 1, "feature id '3.5' in '3.5:1' is not a non-negative integer"),
     ("1 3:nan\n", 1, "not finite"),
     ("1 :1\n", 1, "expected 'id:value'"),
 ])
@@ -83,11 +84,17 @@ def test_local_split_maps_ids_in_train_test_validation_order(tmp_path):
 
 def test_read_with_ids_maps_into_a_models_id_space(tmp_path):
     p = write(tmp_path, "new.libfm", "1 9:1 50:2\n")
-    ds = D.read_with_ids(p, np.array([50, 7, 9, 3, 1000]))
+    ds, ignored = D.read_with_ids(p, np.array([50, 7, 9, 3, 1000]))
     np.testing.assert_array_equal(ds.idx, [[2, 0]])
     np.testing.assert_array_equal(ds.val, [[1, 2]])
-    with pytest.raises(D.LibFMError, match="feature id 8 .* not one the model was trained with"):
-        D.read_with_ids(write(tmp_path, "unk.libfm", "1 8:1\n"), np.array([50, 7, 9]))
+    assert ignored == 0
+    unk = write(tmp_path, "unk.libfm", "1 9:1\n-1 8:1 50:2\n")
+    with pytest.raises(D.LibFMError, match="unk.libfm, line 2: feature id 8 is not one the model was trained with"):
+        D.read_with_ids(unk, np.array([50, 7, 9]))
+    ds, ignored = D.read_with_ids(unk, np.array([50, 7, 9]), unseen="ignore")
+    assert ignored == 1
+    np.testing.assert_array_equal(ds.val, [[1, 0], [0, 2]])        # the unseen id 8 is dropped (x = 0)
+    np.testing.assert_array_equal(ds.idx[1, 1], 0)                 # 50 is dense id 0
 
 
 def test_missing_split_file_is_named(tmp_path):

@@ -160,9 +160,9 @@ def test_bad_input_gets_a_clear_error(idx, val, y, msg):
 
 
 def test_bad_configuration_gets_a_clear_error():
-    with pytest.raises(ValueError, match=r"keep probability must be in \(0, 1\], got 0.0"):
+    with pytest.raises(ValueError, match=r"keep_prob\[0\] must be a keep probability in \(0, 1\], got 0"):
         nf.NFM(10, k=4, layers=(4,), keep_prob=(0.0, 0.5))
-    with pytest.raises(ValueError, match=r"keep probability must be in \(0, 1\], got 1.2"):
+    with pytest.raises(ValueError, match=r"keep_prob\[0\] must be a keep probability in \(0, 1\], got 1.2"):
         nf.FM(10, k=4, keep_prob=1.2)
     with pytest.raises(ValueError, match="keep_prob needs 3 values"):
         nf.NFM(10, k=4, layers=(4, 4), keep_prob=(0.8, 0.5))

@@ -82,7 +82,7 @@ def test_lazy_updates_differ_from_dense_as_documented(name):
 def test_unknown_optimizer_and_bad_lr():
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         optim.make("rmsprop", 0.1)
-    with pytest.raises(ValueError, match="learning rate must be > 0"):
+    with pytest.raises(ValueError, match="lr must be > 0"):
         optim.make("sgd", 0.0)
 
 

@@ -173,6 +173,6 @@ def test_cli_train_log_loss_and_fm():
 
 def test_cli_bad_input_is_reported():
     r = cli("train", "--keep-prob", "0.8,0.5,0.5")
-    assert r.returncode == 2 and "keep_prob needs 2 values" in r.stderr
+    assert r.returncode == 2 and "--keep-prob needs 2 values" in r.stderr
     r = cli("evaluate", "--load", "/nonexistent/m.npz")
     assert r.returncode == 2 and "No such file" in r.stderr

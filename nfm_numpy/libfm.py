@@ -1,0 +1,218 @@
+"""The libFM (svmlight) text format: ``label id:value id:value ...``, one example a line.
+
+``read_libfm`` parses a whole file with a handful of NumPy calls: the row
+structure comes from the positions of whitespace and colons, the numbers from
+one ``np.fromstring``. Feature ids are read as exact integers: an id must be
+written as decimal digits and fit in 64 bits (a float parse would merge ids
+above 2^53 and wrap those above 2^63). Anything the fast path cannot account
+for is handed to a line-by-line walk that names the first bad line, so every
+error says which file and line, and why.
+
+Line ends may be LF, CRLF or CR alone (old Mac files); blank lines are
+skipped; rows may have any length (padded with id -1 and value 0).
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import DataError
+
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[ord(" "), ord("\t"), ord("\r"), ord("\n"), ord("\v"), ord("\f")]] = True
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[ord("0"):ord("9") + 1] = True
+_ID = re.compile(r"[0-9]+\Z")
+ID_MAX = 2**63 - 1
+
+
+class LibFMError(DataError):
+    """A malformed libFM file; the message names the file and the line."""
+
+
+class LibFM(NamedTuple):
+    """A parsed libFM file."""
+
+    ids: np.ndarray          # (N, F) int64 raw feature ids, -1 for padding
+    val: np.ndarray          # (N, F) float64 values, 0 for padding
+    y: np.ndarray            # (N,) float64 labels
+    lines: np.ndarray        # (N,) int64 the line of the file each row came from (1-based)
+
+
+def _check_token(where, tok):
+    """Raise ``LibFMError`` for an entry token that is not ``id:value`` with a valid id and value."""
+    parts = tok.split(":")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise LibFMError(f"{where}: expected 'id:value', got {tok!r}")
+    fid, v = parts
+    if not _ID.match(fid):
+        what = "negative" if fid.startswith("-") else "not a non-negative integer"
+        raise LibFMError(f"{where}: feature id {fid!r} in {tok!r} is {what} (ids are written as digits 0-9)")
+    if int(fid) > ID_MAX:
+        raise LibFMError(f"{where}: feature id {fid} in {tok!r} does not fit in 64 bits (max {ID_MAX})")
+    try:
+        value = float(v)
+    except ValueError:
+        raise LibFMError(f"{where}: value {v!r} in {tok!r} is not a number") from None
+    if not np.isfinite(value):
+        raise LibFMError(f"{where}: value in {tok!r} is not finite")
+
+
+def _slow_find_error(path, text):
+    """Walk the lines one by one to name the first malformed one (only on the error path)."""
+    for number, line in enumerate(text.decode("utf-8", errors="replace").split("\n"), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        where = f"{path}, line {number}"
+        try:
+            label = float(tokens[0])
+        except ValueError:
+            raise LibFMError(f"{where}: label {tokens[0]!r} is not a number") from None
+        if not np.isfinite(label):
+            raise LibFMError(f"{where}: label {tokens[0]!r} is not finite")
+        for tok in tokens[1:]:
+            _check_token(where, tok)
+    # the fast path and this walk disagree: a bug, but still say where to look
+    raise LibFMError(f"{path}: could not be parsed, though every line looks well formed; please report this")
+
+
+def _as_text(path, data):
+    """Normalise line ends to LF and refuse what is not text."""
+    if not data:
+        raise LibFMError(f"{path}: no examples (the file is empty)")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise LibFMError(f"{path}: not a text file (a NUL byte at offset {nul}); expected libFM lines "
+                         "'label id:value ...'")
+    if b"\r" in data:                        # CRLF, or CR alone (old Mac files): both end a line
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data
+
+
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+
+
+def _integers(arr, start, stop, max_digits=18):
+    """The integers written in ``arr[start:stop]`` (one token each, an optional '-' then
+    digits), parsed from the bytes without a float in between.
+
+    Returns ``(value, ok)``: int64 values and a mask of the tokens that were such
+    integers of at most ``max_digits`` digits (others: value 0, ok False).
+    """
+    neg = arr[start] == ord("-")
+    first = start + neg                                                   # first digit
+    n = stop - first                                                      # digits
+    ok = (n >= 1) & (n <= max_digits)
+    length = np.where(ok, n, 0)
+    offset = np.cumsum(length) - length
+    byte = np.repeat(first - offset, length) + np.arange(int(length.sum()))   # every byte of every ok token
+    digit = arr[byte].astype(np.int64) - ord("0")
+    value = np.zeros(start.size, dtype=np.int64)
+    if byte.size:
+        has = length > 0
+        bad = np.add.reduceat((digit < 0) | (digit > 9), offset[has])    # non-digits per token
+        value[has] = np.add.reduceat(digit * _POW10[np.repeat(stop - 1, length) - byte], offset[has])
+        ok[np.flatnonzero(has)[bad > 0]] = False
+    value[neg] *= -1
+    return value, ok
+
+
+def _numbers(data, arr, start, stop):
+    """The numbers written in ``arr[start:stop]`` as float64: integers straight from their
+    digits, anything else ("0.5", "1e-3") by ``np.fromstring``. None if one is not a number."""
+    value, ok = _integers(arr, start, stop, 15)                          # < 10^15: exact as float64
+    out = value.astype(np.float64)
+    rest = np.flatnonzero(~ok)
+    if rest.size:
+        text = b" ".join(data[a:b] for a, b in zip(start[rest].tolist(), stop[rest].tolist()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                                # text that is not a number
+            try:
+                parsed = np.fromstring(text, sep=" ")
+            except (ValueError, DeprecationWarning):
+                return None
+        if parsed.size != rest.size:
+            return None
+        out[rest] = parsed
+    return out
+
+
+def read_libfm(path):
+    """Read a libFM / svmlight file: one example a line, ``label id:value id:value ...``.
+
+    Returns a ``LibFM(ids, val, y, lines)``: raw feature ids (N, F) int64
+    padded with -1, values (N, F) float64 padded with 0, labels (N,), and the
+    line number of each row. Raises ``LibFMError`` naming the file and line of
+    the first malformed line, or saying why the file holds no examples.
+    """
+    path = str(path)
+    with open(path, "rb") as f:
+        data = _as_text(path, f.read())
+    arr = np.frombuffer(data, dtype=np.uint8)
+    space = _WHITESPACE[arr]                                              # (nbytes,)
+    newlines = np.flatnonzero(arr == ord("\n"))
+    colons = np.flatnonzero(arr == ord(":"))
+    starts = np.flatnonzero(~space[1:] & space[:-1]) + 1                  # first byte of each token
+    if not space[0]:
+        starts = np.concatenate(([0], starts))
+    stops = np.flatnonzero(~space[:-1] & space[1:]) + 1                   # one past the last byte of each token
+    if not space[-1]:
+        stops = np.concatenate((stops, [arr.size]))
+    # per line: how many token starts (colons) lie before each line end, differenced
+    ends = np.concatenate((newlines, [arr.size]))
+    first_token = np.searchsorted(starts, ends)                          # tokens before each line end
+    tokens_per_line = np.diff(first_token, prepend=0)
+    colons_per_line = np.diff(np.searchsorted(colons, ends), prepend=0)
+    used = tokens_per_line > 0                                            # blank lines are skipped
+    if not used.any():
+        blank = newlines.size + (not data.endswith(b"\n"))
+        raise LibFMError(f"{path}: no examples ({blank} blank line{'s' if blank != 1 else ''}, nothing else)")
+    if np.any(tokens_per_line[used] != 1 + colons_per_line[used]):
+        _slow_find_error(path, data)
+    # entry tokens: every token but the first of each line; the k-th colon must lie inside the k-th
+    is_entry = np.ones(starts.size, dtype=bool)
+    label_tok = (first_token - tokens_per_line)[used]
+    is_entry[label_tok] = False
+    e_start, e_stop = starts[is_entry], stops[is_entry]
+    if not (np.all(e_start < colons) and np.all(colons + 1 < e_stop)):
+        _slow_find_error(path, data)
+    # ids: decimal digits only ("3.0", "1e3", "+3", "-3" are not ids), exact in int64
+    ids, ok = _integers(arr, e_start, colons)
+    ok &= arr[e_start] != ord("-")
+    for t in np.flatnonzero(~ok):                                         # rare: 19 digits, or not an id
+        token = data[e_start[t]:colons[t]]
+        if not token.isdigit() or int(token) > ID_MAX:
+            _slow_find_error(path, data)
+        ids[t] = int(token)
+    y = _numbers(data, arr, starts[label_tok], stops[label_tok])
+    values = _numbers(data, arr, colons + 1, e_stop)
+    if y is None or values is None or not (np.all(np.isfinite(y)) and np.all(np.isfinite(values))):
+        _slow_find_error(path, data)
+    nnz = colons_per_line[used]                                           # (N,) entries per row
+    N, F = nnz.size, int(nnz.max(initial=0))
+    row = np.repeat(np.arange(N), nnz)                                    # row of each entry
+    pos = np.arange(row.size) - np.repeat(np.cumsum(nnz) - nnz, nnz)      # place within its row
+    out_ids = np.full((N, max(F, 1)), -1, dtype=np.int64)
+    out_val = np.zeros((N, max(F, 1)), dtype=np.float64)
+    out_ids[row, pos] = ids
+    out_val[row, pos] = values
+    return LibFM(out_ids, out_val, y, np.flatnonzero(used) + 1)
+
+
+def to_model_ids(ids, raw_ids):
+    """Map raw ids (-1 = padding) to a model's dense ids, given ``raw_ids`` (the raw id of each
+    dense id). Returns ``(dense, known)``: dense ids (0 where unknown or padding) and a mask of
+    the entries whose raw id the model knows (padding counts as known)."""
+    order = np.argsort(raw_ids, kind="stable")
+    real = ids >= 0
+    pos = np.minimum(np.searchsorted(raw_ids, ids[real], sorter=order), raw_ids.size - 1)
+    found = raw_ids[order[pos]] == ids[real]
+    dense = np.zeros(ids.shape, dtype=np.int64)
+    dense[real] = np.where(found, order[pos], 0)
+    known = np.ones(ids.shape, dtype=bool)
+    known[real] = found
+    return dense, known

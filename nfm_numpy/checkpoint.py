@@ -40,21 +40,28 @@ def save(model, path, extra=None):
 
 def _read(path):
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise CheckpointError(f"{path}: a single .npy array, not an nfm_numpy checkpoint (.npz)")
-            return {k: f[k] for k in f.files}
+        f = np.load(path, allow_pickle=False)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except CheckpointError:
         raise
     except ValueError as e:
         if "pickle" in str(e):      # NumPy's text would suggest allow_pickle=True: never do that
-            raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (it is not a .npz archive, or it holds "
-                                  "pickled objects, which are never loaded)") from None
+            raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (not a .npz archive; pickled data "
+                                  "is never loaded)") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged or not a .npz file: {e})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path}: a single .npy array, not an nfm_numpy checkpoint (.npz)")
+    try:
+        with f:
+            return {k: f[k] for k in f.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (it holds pickled objects, which are "
+                                  "never loaded)") from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (damaged or not a .npz file: {e})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged: {e})") from None
 
 
 def load(path, backend="numpy", device=None):

@@ -174,6 +174,9 @@ def add_model_options(p):
 def check_model_options(a):
     """``--model fm`` has no hidden layers: refuse the options that only NFM reads, then fill
     in the NFM defaults. Keep probabilities must match the layers."""
+    from .backend import resolve
+    if getattr(a, "backend", "numpy") != "numpy":
+        resolve(a.backend)                   # fails now, not after the data is read, if CuPy is missing
     given = [n for n in NFM_ONLY if getattr(a, n, None) not in (None, False)]
     if a.model == "fm":
         if given:
@@ -398,23 +401,34 @@ def _part(a, model, extra):
     return data
 
 
+def _predictions(model, data):
+    """Host predictions for a dataset; non-finite ones (an overflow) are an error, never printed."""
+    import numpy as np
+
+    from . import backend as B
+    pred = B.to_numpy(model.predict(data.to(model.xp, model.device, model.config["dtype"]).batch()))
+    bad = int((~np.isfinite(pred)).sum())
+    if bad:
+        raise E.RunFailed(f"{bad} of {pred.size} predictions on {data.name} are not finite (the values of the "
+                          "input overflow this model)")
+    return pred
+
+
 def run_evaluate(a):
-    from .train import evaluate
+    from . import metrics as M
     model, extra = _saved(a)
     data = _part(a, model, extra)
-    for name, value in evaluate(model, data.to(model.xp, model.device, model.config["dtype"])).items():
+    pred, loss = _predictions(model, data), model.config["loss"]
+    label_range = (float(data.y.min()), float(data.y.max())) if loss == "square" else None
+    for name, value in M.evaluate(loss, data.y, pred, label_range).items():
         print(f"{a.part if not a.file else data.name} {name}: {value:.4f}")
     return 0
 
 
 def run_predict(a):
     import numpy as np
-
-    from . import backend as B
     model, extra = _saved(a)
-    data = _part(a, model, extra).to(model.xp, model.device, model.config["dtype"])
-    pred = B.to_numpy(model.predict(data.batch()))
-    np.savetxt(sys.stdout, pred, fmt="%.6g")
+    np.savetxt(sys.stdout, _predictions(model, _part(a, model, extra)), fmt="%.6g")
     return 0
 
 
@@ -441,7 +455,10 @@ def _message(e):
 def main(argv=None):
     """Run one command; returns its exit status (2 bad input, 1 failed run, 130 interrupt)."""
     debug = os.environ.get("NFM_NUMPY_DEBUG") == "1"
-    a = build_parser().parse_args(argv)
+    try:
+        a = build_parser().parse_args(argv)
+    except SystemExit as e:                  # --help (0) or a usage error (2), already printed
+        return e.code
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:

@@ -118,13 +118,17 @@ def _sequence(value, name):
     return list(value)
 
 
+def _item(name, i):
+    return f"{name}[{i}]" if name else f"value {i + 1}"
+
+
 def int_list(value, name, lo=None):
     """A list of ints, each >= ``lo``; a string ("64") is refused, not read digit by digit."""
-    return [integer(v, f"{name}[{i}]", lo) for i, v in enumerate(_sequence(value, name))]
+    return [integer(v, _item(name, i), lo) for i, v in enumerate(_sequence(value, name))]
 
 
 def float_list(value, name, check=real):
-    return [check(v, f"{name}[{i}]") for i, v in enumerate(_sequence(value, name))]
+    return [check(v, _item(name, i)) for i, v in enumerate(_sequence(value, name))]
 
 
 __all__ = ["InputError", "OptionError", "OptionTypeError", "DataError", "CheckpointError", "OutputError",

@@ -41,6 +41,9 @@ def check_output(path, option="output"):
     """
     path = _target(path)
     label = f"{option} {path}" if option else str(path)
+    for parent in reversed(path.parents):           # from the root down: a file where a folder must be
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{label}: {parent} is not a folder")
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -56,8 +59,6 @@ def check_output(path, option="output"):
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"{label}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{label}: the folder {parent} is not writable")
     return path

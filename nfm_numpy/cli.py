@@ -202,12 +202,85 @@ def add_data_options(p):
                    help="a folder with NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm")
 
 
+def names(text):
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def numeric_columns(text):
+    """'price,rating:8' -> {'price': 0, 'rating': 8} (0: standardised; N: N quantile buckets)."""
+    out = {}
+    for item in names(text):
+        name, _, buckets = item.partition(":")
+        out[name] = _typed(_int, lambda v: E.integer(v, f"buckets of {name!r}", 2))(buckets) if buckets else 0
+    return out
+
+
+def multi_column(text):
+    name, sep, separator = text.partition(":")
+    if not sep or not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected COLUMN:SEPARATOR such as genres:'|', got {text!r}")
+    return name, separator
+
+
+def split_fractions(text):
+    return _typed(_list(_float), lambda v: E.float_list(v, "", lambda x, n: E.real(x, n, 0.0, 1.0)))(text)
+
+
+def add_csv_options(p):
+    g = p.add_argument_group("your own data (a CSV or tab-separated file with a header row)")
+    g.add_argument("--csv", default=None, help="the file; one example a row")
+    g.add_argument("--label", default=None, help="the label column (required with --csv)")
+    g.add_argument("--categorical", type=names, default=None,
+                   help="categorical columns C1,C2 (default: every column not named by another option)")
+    g.add_argument("--numeric", type=numeric_columns, default=None,
+                   help="numeric columns C3,C4:8: standardised, or (':8') in 8 quantile buckets")
+    g.add_argument("--multi-valued", type=multi_column, action="append", default=None, metavar="COL:SEP",
+                   help="a multi-valued column and its separator, e.g. genres:'|' (may be repeated)")
+    g.add_argument("--ignore", type=names, default=None, help="columns to leave out, e.g. cnt")
+    g.add_argument("--min-count", type=count(), default=None,
+                   help="values seen fewer times in training go to the field's OOV feature (default 1)")
+    g.add_argument("--missing", type=lambda t: t.split(","), default=None,
+                   help="texts that mean 'no value' in numeric columns (default: '',NA,N/A,NaN,nan,null,NULL,None)")
+    g.add_argument("--delimiter", default=None, help="',' or tab; default: sniffed from the header")
+    g.add_argument("--negatives", type=count(), default=None,
+                   help="implicit feedback: every row is a positive; add N negatives per row (same user and "
+                        "context, an item the user never used), as the NFM authors built Frappe")
+    g.add_argument("--user-col", default=None, help="the user column (with --negatives)")
+    g.add_argument("--item-col", default=None, help="the item column (with --negatives)")
+    g.add_argument("--split", type=split_fractions, default=None,
+                   help="train, validation, test fractions of the rows (seeded by --seed; default 0.7,0.2,0.1)")
+    g.add_argument("--valid-csv", default=None, help="validation rows in their own file (with --test-csv)")
+    g.add_argument("--test-csv", default=None, help="test rows in their own file (with --valid-csv)")
+
+
+CSV_ONLY = ("label", "categorical", "numeric", "multi_valued", "ignore", "min_count", "missing", "delimiter",
+            "negatives", "user_col", "item_col", "split", "valid_csv", "test_csv")
+
+
+def check_csv_options(a):
+    """The CSV options apply to --csv only; --csv needs --label; --split or the two files."""
+    if not getattr(a, "csv", None):
+        given = [n for n in CSV_ONLY if getattr(a, n, None) is not None]
+        if given:
+            raise E.OptionError(f"--{given[0].replace('_', '-')} applies to --csv only")
+        return
+    if a.dataset or a.data_dir:
+        raise E.OptionError("give one source of data: --csv, --dataset or --data-dir")
+    if not a.label:
+        raise E.OptionError("--csv needs --label (the label column)")
+    if a.split is not None and (a.valid_csv or a.test_csv):
+        raise E.OptionError("give --split or --valid-csv/--test-csv, not both")
+    if a.negatives is None and (a.user_col or a.item_col):
+        raise E.OptionError("--user-col and --item-col go with --negatives")
+
+
 def add_commands(sub):
     p = sub.add_parser("train", help="train FM or NFM (default: NFM on the built-in synthetic data)",
                        description="Train FM or NFM; print one line per epoch and, last, the test metric at the "
                                    "best validation epoch.")
     add_model_options(p)
     add_data_options(p)
+    add_csv_options(p)
     p.add_argument("--optimizer", choices=["adagrad", "adam", "sgd", "momentum"], default="adagrad")
     p.add_argument("--lr", type=number(0.0, lo_open=True), default=0.05, help="learning rate (default 0.05)")
     p.add_argument("--batch-size", type=count(), default=128)
@@ -234,10 +307,14 @@ def add_commands(sub):
         p.add_argument("--load", required=True, help="a model saved with train --save")
         add_data_options(p)
         p.add_argument("--file", default=None, help="a libFM file (its ids are the raw ids of the training data)")
+        p.add_argument("--csv", default=None,
+                       help="a CSV file with the training columns (for a model trained with --csv)"
+                            + ("; the label column may be absent" if name == "predict" else ""))
+        p.add_argument("--delimiter", default=None, help="of --csv: ',' or tab; default: sniffed")
         p.add_argument("--part", choices=["train", "validation", "test"], default="test")
-        p.add_argument("--unseen", choices=["ignore", "error"], default="ignore",
-                       help="feature ids the model never saw: ignore (default: x = 0, counted on stderr) or "
-                            "error")
+        p.add_argument("--unseen", choices=["oov", "ignore", "error"], default=None,
+                       help="values or ids the model never saw: oov (--csv default: the field's out-of-"
+                            "vocabulary feature), ignore (libFM default: x = 0; counted on stderr) or error")
         p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
         p.set_defaults(run=run_evaluate if name == "evaluate" else run_predict)
 
@@ -255,14 +332,26 @@ def make_model(a, n_features):
 
 
 def _source(a):
-    """The data option given (at most one of --dataset and --data-dir)."""
-    if a.data_dir and a.dataset:
-        raise E.OptionError("give --dataset or --data-dir, not both")
-    return a.dataset or ("synthetic" if not a.data_dir else None)
+    """The data option given (at most one of --dataset, --data-dir, --csv and --file)."""
+    given = [n for n in ("dataset", "data_dir", "csv", "file") if getattr(a, n, None)]
+    if len(given) > 1:
+        raise E.OptionError(f"give one source of data, not --{given[0].replace('_', '-')} and "
+                            f"--{given[1].replace('_', '-')}")
+    return a.dataset or ("synthetic" if not given else None)
 
 
 def load_data(a, loss, progress=True):
     from . import datasets as D
+    if getattr(a, "csv", None):
+        from .features import MISSING, load_csv_split
+        split, a.encoder, notes = load_csv_split(
+            a.csv, a.label, a.categorical, a.numeric or {}, dict(a.multi_valued or []), a.ignore or [], a.min_count or 1,
+            a.missing or MISSING, a.delimiter, a.negatives or 0, a.user_col, a.item_col,
+            a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed)
+        print(a.encoder)
+        for note in notes:
+            print(note)
+        return split
     name = _source(a)
     if a.data_dir:
         return D.load(data_dir=a.data_dir, loss=loss)
@@ -274,7 +363,7 @@ def load_data(a, loss, progress=True):
 def input_files(a):
     """The data files a command reads (so that no output may overwrite one)."""
     from pathlib import Path
-    files = [getattr(a, n, None) for n in ("file", "load")]
+    files = [getattr(a, n, None) for n in ("file", "load", "csv", "valid_csv", "test_csv")]
     if getattr(a, "data_dir", None) and Path(a.data_dir).is_dir():
         files += list(Path(a.data_dir).glob("*.libfm"))
     return {Path(f).resolve() for f in files if f}
@@ -299,12 +388,14 @@ def check_outputs(a, options=("save", "plot", "history")):
 def run_train(a):
     import statistics
     import time
+    from pathlib import Path
 
     from . import checkpoint, train
     from .datasets import Split
     from .report import plot_history, text_curve
 
     check_model_options(a)
+    check_csv_options(a)
     check_outputs(a)
     t0 = time.perf_counter()
     split = load_data(a, a.loss)
@@ -312,7 +403,7 @@ def run_train(a):
         split = Split(split.train.subset(a.train_rows), split.valid, split.test)
     print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
           f"[read in {time.perf_counter() - t0:.2f} s]")
-    if split.train.label_map:
+    if split.train.label_map and not a.csv:
         print(split.train.label_map)
     # the built-in synthetic data has a known noise floor: the best achievable rmse
     synthetic = _source(a) == "synthetic"
@@ -336,11 +427,12 @@ def run_train(a):
     saved = []
     if best is not None:                     # a run that finished no epoch never writes a model
         if a.save:
-            checkpoint.save(model, a.save, {"raw_ids": split.train.raw_ids})
+            checkpoint.save(model, a.save, a.encoder.to_arrays() if a.csv else {"raw_ids": split.train.raw_ids})
             saved.append(a.save)
             print(f"saved {a.save} (the weights of epoch {hist.best_epoch}, the best validation epoch)")
         if a.plot:
-            plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on {_source(a) or a.data_dir}",
+            plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on "
+                                       f"{_source(a) or a.data_dir or Path(a.csv).name}",
                          floor)
             print(f"wrote {a.plot}")
     kept = (f"kept the weights of epoch {hist.best_epoch}" + (f", saved {', '.join(saved)}" if saved else "")
@@ -376,7 +468,25 @@ def _part(a, model, extra):
     from . import datasets as D
     loss = model.config["loss"]
     raw_ids = extra.get("raw_ids")
-    source = None if a.file else _source(a)
+    source = _source(a)
+    if a.csv:
+        from .features import Encoder, read_csv_dataset
+        if "encoder" not in extra:
+            raise E.InputError(f"{a.load} was not trained with --csv (it holds no feature encoder); use --file "
+                               "or --data-dir")
+        data, n_unseen = read_csv_dataset(a.csv, Encoder.from_arrays(extra), loss, a.unseen or "oov",
+                                          need_y=a.run is run_evaluate, delimiter=a.delimiter)
+        if n_unseen:
+            print(f"note: {n_unseen} cell{'s' if n_unseen > 1 else ''} of {a.csv} hold values never seen in "
+                  f"training ({'the field' + chr(39) + 's OOV feature' if (a.unseen or 'oov') == 'oov' else 'x = 0'})",
+                  file=sys.stderr)
+        if data.label_map:
+            print(f"note: {data.label_map}", file=sys.stderr)
+        return data
+    if a.unseen == "oov":
+        raise E.OptionError("--unseen oov applies to --csv (libFM ids have no fields); use ignore or error")
+    if a.delimiter:
+        raise E.OptionError("--delimiter applies to --csv only")
     if source == "synthetic":
         split = load_data(a, loss, progress=False)
         if split.train.n_features != model.config["n_features"]:
@@ -384,7 +494,8 @@ def _part(a, model, extra):
                                f"{model.config['n_features']}: not the data it was trained on")
         return {"train": split.train, "validation": split.valid, "test": split.test}[a.part]
     if raw_ids is None:
-        raise E.InputError(f"{a.load} holds no feature-id map, so it cannot read libFM files")
+        raise E.InputError(f"{a.load} holds no feature-id map, so it cannot read libFM files"
+                           + (" (it was trained with --csv: use --csv)" if "encoder" in extra else ""))
     if a.file:
         path = a.file
     elif a.data_dir:
@@ -392,7 +503,7 @@ def _part(a, model, extra):
     else:
         path = D.find_split_files(D.fetch(source, progress=False), source)[1][
             ("train", "validation", "test").index(a.part)]
-    data, ignored = D.read_with_ids(path, raw_ids, loss, unseen=a.unseen)
+    data, ignored = D.read_with_ids(path, raw_ids, loss, unseen=a.unseen or "ignore")
     if ignored:
         print(f"note: {ignored} feature id{'s' if ignored > 1 else ''} in {path} never seen in training, ignored "
               "(x = 0); --unseen error refuses them", file=sys.stderr)
@@ -421,7 +532,7 @@ def run_evaluate(a):
     pred, loss = _predictions(model, data), model.config["loss"]
     label_range = (float(data.y.min()), float(data.y.max())) if loss == "square" else None
     for name, value in M.evaluate(loss, data.y, pred, label_range).items():
-        print(f"{a.part if not a.file else data.name} {name}: {value:.4f}")
+        print(f"{data.name if (a.file or a.csv) else a.part} {name}: {value:.4f}")
     return 0
 
 

@@ -212,3 +212,11 @@ class Dataset:
         n = integer(n, "rows", 1)
         w = self.weight
         return self._like(self.idx[:n, ...], self.val[:n, ...], self.y[:n, ...], None if w is None else w[:n, ...])
+
+
+class Split(NamedTuple):
+    """Three datasets in one id space: train, validation and test."""
+
+    train: Dataset
+    valid: Dataset
+    test: Dataset

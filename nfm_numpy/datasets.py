@@ -14,23 +14,16 @@ import os
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from .data import Dataset, binary_labels
+from .data import Dataset, Split, binary_labels  # noqa: F401  (Split: re-exported)
 from .errors import DataError, OptionError
 
 from .libfm import LibFMError, read_libfm, to_model_ids  # noqa: F401  (re-exported: datasets.read_libfm)
 
 
 # ------------------------------------------------------------------ splits
-class Split(NamedTuple):
-    train: Dataset
-    valid: Dataset
-    test: Dataset
-
-
 def map_ids(*id_arrays):
     """Dense ids 0..n-1 in order of first appearance, scanning the arrays in the
     order given (the original's LoadData.map_features scans train, test,

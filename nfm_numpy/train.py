@@ -113,10 +113,11 @@ class _StopOnSignal:
 
 
 def _prepare_split(model, split, log):
-    """Check the three parts against the model; for the log loss, labels as 0/1 (-1/1 mapped)."""
-    parts = tuple(split)
-    if len(parts) != 3 or not all(isinstance(p, Dataset) for p in parts):
-        raise E.OptionTypeError("split must hold three Datasets (train, valid, test), e.g. datasets.Split")
+    """Check the parts against the model; for the log loss, labels as 0/1 (-1/1 mapped)."""
+    parts = (split,) if isinstance(split, Dataset) else tuple(split)
+    if len(parts) not in (1, 3) or not all(isinstance(p, Dataset) for p in parts):
+        raise E.OptionTypeError("split must hold three Datasets (train, valid, test), e.g. datasets.Split, "
+                                "or be one Dataset (training without validation)")
     n = model.config["n_features"]
     for p in parts:
         if p.n_features > n:
@@ -134,18 +135,20 @@ def _prepare_split(model, split, log):
     return tuple(out)
 
 
-def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, early_stop=True, patience=4,
+def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, early_stop=None, patience=4,
         seed=None, progress=None, log=print, history_path=None, eval_train=False):
     """Train ``model`` on ``split.train``; validate and test every epoch.
 
     Parameters
     ----------
     model : NFM or FM (its backend decides where training runs)
-    split : datasets.Split (train, valid, test); host arrays, moved once here
+    split : datasets.Split (train, valid, test); host arrays, moved once here. Or one
+        ``Dataset``: training without validation (every epoch runs, the final weights are kept)
     optimizer : name ('adagrad', 'adam', 'sgd', 'momentum') or an ``optim.Optimizer``
     lr : learning rate (> 0), used when ``optimizer`` is a name
     batch_size, epochs : at least 1 each; the training set must hold one batch
     early_stop : stop when the validation metric rose ``patience`` epochs in a row
+        (default: when there is a validation set)
     seed : shuffling seed (default: the model's seed + 2)
     progress : a progress bar per epoch (default: when stderr is a terminal)
     log : where the per-epoch lines go (``None``: silent)
@@ -166,7 +169,11 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     batch_size = E.integer(batch_size, "batch_size", 1)
     epochs = E.integer(epochs, "epochs", 1)
     patience = E.integer(patience, "patience", 1)
-    early_stop, eval_train = E.flag(early_stop, "early_stop"), E.flag(eval_train, "eval_train")
+    has_valid = not isinstance(split, Dataset)
+    early_stop = has_valid if early_stop is None else E.flag(early_stop, "early_stop")
+    if early_stop and not has_valid:
+        raise E.OptionError("early_stop needs a validation set: pass a Split (train, valid, test)")
+    eval_train = E.flag(eval_train, "eval_train")
     seed = model.config["seed"] + 2 if seed is None else E.integer(seed, "seed", 0)
     if isinstance(optimizer, str):
         opt = optim.make(optimizer, lr)
@@ -180,7 +187,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     parts = _prepare_split(model, split, log)
     xp, dev = model.xp, model.device
     dtype = np.dtype(model.config["dtype"])
-    train, valid, test = (d.to(xp, dev, dtype) for d in parts)
+    train, valid, test = [d.to(xp, dev, dtype) for d in parts] + [None] * (3 - len(parts))
     loss_name = model.config["loss"]
     hist = History("rmse" if loss_name == "square" else "logloss")
     rng = np.random.default_rng(seed)
@@ -228,6 +235,16 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                     rec["train"] = evaluate(model, train)[hist.metric]
                 else:
                     rec["train"] = math.sqrt(2 * total / (steps * Bsz)) if loss_name == "square" else total / steps
+                if valid is None:                       # no validation: the last finished epoch is kept
+                    hist.epochs.append(rec)
+                    hist.best_epoch = epoch
+                    best = (math.inf, _copy(model.params), _copy(model.state))
+                    if log:
+                        log(f"epoch {epoch:3d}  train {rec['train']:.4f}  [{seconds:.2f} s]")
+                    if stop.requested:
+                        hist.outcome, hist.stopped = "interrupted", f"{stop.requested} after epoch {epoch}"
+                        break
+                    continue
                 v, t = evaluate(model, valid), evaluate(model, test)
                 rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v["auc"], test_auc=t["auc"])
                 if not math.isfinite(rec["valid"]):

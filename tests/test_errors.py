@@ -186,7 +186,7 @@ CASES = [
     ("fm with --pretrain", ["train", "--model", "fm", "--pretrain", "1"], None, 2, r"--pretrain applies to --model nfm only"),
     ("fm with two keep probs", ["train", "--model", "fm", "--keep-prob", "0.8,0.5"], None, 2, r"--model fm takes one keep probability"),
     ("fm with keep prob 7", ["train", "--model", "fm", "--keep-prob", "7,0.5"], None, 2, r"--keep-prob: value 1 must be a keep probability"),
-    ("dataset and data dir", ["train", "--dataset", "frappe", "--data-dir", "{split}"], None, 2, r"give --dataset or --data-dir, not both"),
+    ("dataset and data dir", ["train", "--dataset", "frappe", "--data-dir", "{split}"], None, 2, r"give one source of data, not --dataset and --data-dir"),
     ("switch yes", ["train", "--batch-norm", "yes"], None, 2, r"--batch-norm: expected 0 or 1, got 'yes'"),
     ("unknown option", ["train", "--bogus", "1"], None, 2, r"unrecognized arguments: --bogus"),
     ("gradcheck threshold 0", ["gradcheck", "--threshold", "0"], None, 2, r"--threshold: must be > 0, got 0"),

@@ -90,8 +90,7 @@ def peak_rss_mib():
 
 def run_ours(model_kind, batch, dataset, epochs, frappe_dir, backend, breakdown):
     import nfm_numpy as nf
-    from nfm_numpy import datasets as D
-    from nfm_numpy import train as T
+    from nfm_numpy import datasets as D, train as T
     if dataset == "frappe":
         split = D.load(data_dir=frappe_dir)
     else:
@@ -120,9 +119,7 @@ CATEGORY = {  # layer function -> part of the step
 def step_breakdown(model_kind, split, batch, backend, epochs=1):
     """Microseconds per step in each part, timing every layer call of one epoch."""
     import nfm_numpy as nf
-    from nfm_numpy import layers as L
-    from nfm_numpy import optim
-    from nfm_numpy import train as T
+    from nfm_numpy import layers as L, optim, train as T
     acc = collections.Counter()
 
     def timed(part, f):
@@ -193,7 +190,8 @@ def child(args):
 # ----------------------------------------------------------------- driver
 def measure_read(frappe_dir, repeats=5):
     code = ("import time,statistics,sys; sys.path.insert(0, %r); from nfm_numpy import datasets as D\n"
-            "ts=[]\nfor _ in range(%d):\n t=time.perf_counter(); D.load(data_dir=%r); ts.append(time.perf_counter()-t)\n"
+            "ts=[]\nfor _ in range(%d):\n"
+            " t=time.perf_counter(); D.load(data_dir=%r); ts.append(time.perf_counter()-t)\n"
             "print(statistics.median(ts), min(ts), max(ts))") % (str(ROOT), repeats, str(frappe_dir))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return [float(v) for v in r.stdout.split()]

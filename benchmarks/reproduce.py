@@ -108,7 +108,8 @@ def main():
     f32 = [r for lbl, _, _, r in rows if lbl == "NFM k=64"]
     if f64 and f32:
         lines.append(f"float32 against float64 (NFM k=64): {f32[0]['test rmse']:.4f} against "
-                     f"{f64[0]['test rmse']:.4f}, a difference of {abs(f32[0]['test rmse'] - f64[0]['test rmse']):.4f}.")
+                     f"{f64[0]['test rmse']:.4f}, a difference of "
+                     f"{abs(f32[0]['test rmse'] - f64[0]['test rmse']):.4f}.")
     lines.append("")
     lines.append("Commands:")
     lines += [f"- {label}: `{res['command']}`" for label, _, _, res in rows]

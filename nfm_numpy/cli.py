@@ -211,7 +211,8 @@ def numeric_columns(text):
     out = {}
     for item in names(text):
         name, _, buckets = item.partition(":")
-        out[name] = _typed(_int, lambda v: E.integer(v, f"buckets of {name!r}", 2))(buckets) if buckets else 0
+        check = _typed(_int, lambda v, name=name: E.integer(v, f"buckets of {name!r}", 2))
+        out[name] = check(buckets) if buckets else 0
     return out
 
 
@@ -345,7 +346,8 @@ def load_data(a, loss, progress=True):
     if getattr(a, "csv", None):
         from .features import MISSING, load_csv_split
         split, a.encoder, notes = load_csv_split(
-            a.csv, a.label, a.categorical, a.numeric or {}, dict(a.multi_valued or []), a.ignore or [], a.min_count or 1,
+            a.csv, a.label, a.categorical, a.numeric or {}, dict(a.multi_valued or []), a.ignore or [],
+            a.min_count or 1,
             a.missing or MISSING, a.delimiter, a.negatives or 0, a.user_col, a.item_col,
             a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed)
         print(a.encoder)

@@ -19,7 +19,6 @@ import numpy as np
 
 from .data import Dataset, Split, binary_labels  # noqa: F401  (Split: re-exported)
 from .errors import DataError, OptionError
-
 from .libfm import LibFMError, read_libfm, to_model_ids  # noqa: F401  (re-exported: datasets.read_libfm)
 
 

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import collections
 import csv
-import json
 import itertools
+import json
+from dataclasses import dataclass, field as dc_field
 from itertools import repeat
 from pathlib import Path
-from dataclasses import dataclass, field as dc_field
 
 import numpy as np
 
@@ -156,15 +156,17 @@ def read_csv(path, delimiter=None, encoding="utf-8-sig"):
                 raise DataError(f"{path}: no header row (the file is empty or starts with a blank line)")
             delim = delimiter or _sniff(header_line)
             f.seek(0)
-            reader = csv.reader(f, delimiter=delim)
-            header = next(reader)
-            rows = list(reader)
+            reader = csv.reader(f, delimiter=delim, strict=True)
+            try:
+                header = next(reader)
+                rows = list(reader)
+            except csv.Error as e:
+                raise DataError(f"{path}, line {reader.line_num}: {e} (an unclosed quote runs to the end of the "
+                                "file?)") from None
             ends = reader.line_num
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start} of a read block); save it as "
                         "UTF-8") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: {e}") from None
     header = [h.strip() for h in header]
     dupes = [h for h, c in collections.Counter(header).items() if c > 1]
     if dupes:
@@ -191,7 +193,7 @@ def read_csv(path, delimiter=None, encoding="utf-8-sig"):
 
 def _row_lines(path, encoding, delim):
     with open(path, encoding=encoding, newline="") as f:
-        reader = csv.reader(f, delimiter=delim)
+        reader = csv.reader(f, delimiter=delim, strict=True)
         next(reader)
         starts, last = [], reader.line_num
         for _ in reader:

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend as B
-from . import errors as E
+from . import backend as B, errors as E
 from .data import Batch
 from .layers import RowGrad
 
@@ -64,7 +63,7 @@ def numerical_gradient(f, x, h=1e-5, entries=None, order=2):
     for ix in (entries if entries is not None else np.ndindex(*x.shape)):
         old = float(x[ix])
 
-        def at(t):
+        def at(t, ix=ix, old=old):
             x[ix] = old + t
             return float(f())
 

@@ -21,9 +21,7 @@ import math
 
 import numpy as np
 
-from . import backend as B
-from . import layers as L
-from . import errors as E
+from . import backend as B, errors as E, layers as L
 from .data import Batch, validate
 from .losses import check_loss, l2_loss, loss_forward
 

@@ -42,8 +42,7 @@ from __future__ import annotations
 
 import math
 
-from . import backend as B
-from . import errors as E
+from . import backend as B, errors as E
 from .layers import RowGrad
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")

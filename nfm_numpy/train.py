@@ -27,10 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend as B
-from . import errors as E
-from . import metrics as M
-from . import optim
+from . import backend as B, errors as E, metrics as M, optim
 from .data import Dataset, binary_labels
 from .outputs import check_output, write_atomically
 

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 import nfm_numpy as nf
-from nfm_numpy import backend as B
-from nfm_numpy import gradcheck as G
-from nfm_numpy import optim
+from nfm_numpy import backend as B, gradcheck as G, optim
 
 
 def device_batch(backend, batch, dtype):

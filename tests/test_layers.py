@@ -5,9 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from nfm_numpy import gradcheck as G
-from nfm_numpy import layers as L
-from nfm_numpy import losses
+from nfm_numpy import gradcheck as G, layers as L, losses
 from nfm_numpy.backend import Random
 
 rng = np.random.default_rng(0)

@@ -1,4 +1,6 @@
 """Your own data: the CSV reader, the feature encoder, negatives, splits, and the --csv commands."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -7,9 +9,7 @@ import nfm_numpy as nf
 from nfm_numpy import checkpoint, cli, features as Fe
 from nfm_numpy.errors import DataError, OptionError
 
-from conftest import FRAPPE
-
-FRAPPE_RAW = FRAPPE.parent / "frappe-raw"
+FRAPPE_RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "frappe-raw"
 
 
 def write(tmp_path, name, text):
@@ -87,7 +87,8 @@ def test_vocabulary_is_most_frequent_first_and_rare_values_share_the_oov_id(tmp_
 
 def test_unseen_values_oov_ignore_or_error(tmp_path):
     enc = encoder().fit(movies(tmp_path))
-    new = Fe.read_csv(write(tmp_path, "new.csv", "user,movie,genres,year\nu9,m1,Horror|Action,2001\nu1,m1,Drama,1999\n"))
+    new = Fe.read_csv(write(tmp_path, "new.csv",
+                            "user,movie,genres,year\nu9,m1,Horror|Action,2001\nu1,m1,Drama,1999\n"))
     idx, val, y, unseen = enc.transform(new)
     assert y is None and unseen == 2                                       # u9 and Horror
     r = row_features(enc, idx, val, 0)
@@ -211,8 +212,8 @@ def test_bad_encoder_options():
 def test_negatives_share_user_and_context_and_are_never_used_items(tmp_path):
     rng = np.random.default_rng(0)
     n = 400
-    log = {"user": rng.integers(0, 30, n).astype(str).astype(object), "item": rng.integers(0, 50, n).astype(str).astype(object),
-           "hour": rng.integers(0, 24, n).astype(str).astype(object)}
+    log = {name: rng.integers(0, size, n).astype(str).astype(object)
+           for name, size in (("user", 30), ("item", 50), ("hour", 24))}
     out = Fe.add_negatives(log, "user", "item", n=3, seed=1)
     assert len(out) == 4 * n
     assert out["label"].tolist() == [1.0] * n + [-1.0] * (3 * n)

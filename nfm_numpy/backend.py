@@ -23,6 +23,7 @@ portable spelling live here:
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import numpy as np
@@ -84,9 +85,19 @@ def is_cupy(xp):
     return _cupy() is not None and xp is _cupy()
 
 
+def host_memory():
+    """Total physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+
+
 def resolve(name_or_xp):
     """``'numpy'`` / ``'cupy'`` / a module -> the module. Importing cupy happens only here."""
     if not isinstance(name_or_xp, str):
+        if not hasattr(name_or_xp, "asarray") or not hasattr(name_or_xp, "__name__"):
+            raise OptionTypeError(f"backend must be 'numpy', 'cupy' or an array namespace, got {name_or_xp!r}")
         return name_or_xp
     if name_or_xp == "numpy":
         return np

@@ -15,13 +15,14 @@ must be finite and batch-norm variances non-negative, and the saved id map
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import backend as B
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, OptionTypeError
 from .outputs import write_atomically
 
 FORMAT = "nfm_numpy-checkpoint-1"
@@ -30,10 +31,29 @@ FORMAT = "nfm_numpy-checkpoint-1"
 def save(model, path, extra=None):
     """Write ``model`` to ``path`` (.npz). ``extra``: a dict of host arrays to keep beside it
     (``raw_ids``, the original feature ids of the dense ids; an encoder's arrays).
-    Raises ``errors.OutputError`` naming the path if it cannot be written."""
+    Raises ``errors.OutputError`` naming the path if it cannot be written. A model with
+    non-finite weights, or an ``extra`` that ``load`` would refuse, is refused before writing."""
+    from .model import NFM
+    if not isinstance(model, NFM):
+        raise OptionTypeError(f"checkpoint.save needs an NFM or FM model, got {type(model).__name__}")
+    if extra is not None and not isinstance(extra, dict):
+        raise OptionTypeError(f"extra must be a dict of name -> array, got {type(extra).__name__}")
     arrays = {f"param/{n}": B.to_numpy(a) for n, a in model.params.items()}
+    bad = [n for n, a in arrays.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise CheckpointError(f"{bad[0].split('/')[1]} holds NaN or infinite values: a diverged model is not saved")
     arrays.update({f"state/{n}": B.to_numpy(a) for n, a in model.state.items()})
-    arrays.update({f"extra/{n}": np.asarray(a) for n, a in (extra or {}).items() if a is not None})
+    for n, a in (extra or {}).items():
+        if a is None:
+            continue
+        a = np.asarray(a)
+        if a.dtype.kind == "O":
+            raise OptionTypeError(f"extra {n!r} holds Python objects, which a checkpoint never stores (no pickle)")
+        arrays[f"extra/{n}"] = a
+    if "extra/raw_ids" in arrays:
+        _check_raw_ids("extra", arrays["extra/raw_ids"], model.config["n_features"])
+    if model.label_range is not None:
+        arrays["extra/label_range"] = np.asarray(model.label_range, dtype=np.float64)
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **model.config}))
     return write_atomically(path, lambda f: np.savez(f, **arrays), "checkpoint")
 
@@ -69,6 +89,8 @@ def load(path, backend="numpy", device=None):
     that is not a checkpoint, is damaged, or whose arrays do not fit its configuration."""
     from .model import build
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise OptionTypeError(f"checkpoint.load needs a path, got {path!r}")
     path = Path(path)
     files = _read(path)
     if "config" not in files:
@@ -79,6 +101,14 @@ def load(path, backend="numpy", device=None):
         raise CheckpointError(f"{path}: damaged configuration ({e})") from None
     if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format (expected {FORMAT})")
+    # the tables first, before a model of the configured size is built: a damaged or forged
+    # configuration must not allocate gigabytes before its arrays are found not to fit
+    V, w = files.get("param/V"), files.get("param/w")
+    want = (config.get("n_features"), config.get("k"))
+    if V is None or w is None or V.shape != want or w.shape != want[:1]:
+        raise CheckpointError(f"{path}: the tables w {None if w is None else w.shape} and V "
+                              f"{None if V is None else V.shape} do not match the configuration "
+                              f"(n_features {want[0]}, k {want[1]})")
     try:
         model = build(config)
     except InputError as e:
@@ -101,6 +131,11 @@ def load(path, backend="numpy", device=None):
     extra = {k.split("/", 1)[1]: v for k, v in files.items() if k.startswith("extra/")}
     if "raw_ids" in extra:
         _check_raw_ids(path, extra["raw_ids"], model.config["n_features"])
+    if "label_range" in extra:
+        lr = extra["label_range"]
+        if lr.shape != (2,) or not np.all(np.isfinite(lr)) or lr[0] > lr[1]:
+            raise CheckpointError(f"{path}: the label range {lr.tolist()} is damaged")
+        model.label_range = (float(lr[0]), float(lr[1]))
     return model.to(backend, device), extra
 
 

@@ -10,7 +10,9 @@ usage, 1 for a run that failed, 130 for an interrupt; a traceback only with
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import signal
 import sys
 import threading
@@ -42,34 +44,54 @@ def _typed(parse, check):
     return convert
 
 
+_INT = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
+_FLOAT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*\Z|\s*[+-]?(inf|nan)\s*\Z", re.I)
+
+
 def _int(text):
     """an integer"""
+    if not _INT.match(text):              # int() would also take '0_4' and '٤'
+        raise ValueError(text)
     return int(text)
 
 
 def _float(text):
     """a number"""
+    if not _FLOAT.match(text):
+        raise ValueError(text)
     return float(text)
 
 
 def _list(item):
     def parse(text):
-        text = text.strip("[]() ")
-        return [item(v) for v in text.split(",") if v.strip()] if text else []
+        body = text.strip()
+        if body[:1] + body[-1:] in ("[]", "()"):
+            body = body[1:-1]
+        if not body.strip():
+            return []                     # '' (or '[]'): no values, e.g. --layers '' for NFM-0
+        values = body.split(",")
+        if any(not v.strip() for v in values):
+            raise ValueError(text)        # ',,' or '4,,4': an empty value is a typo, not a value
+        return [item(v) for v in values]
     parse.__doc__ = f"a comma-separated list of {item.__doc__.split(' ', 1)[1]}s (e.g. 64,32)"
     return parse
 
 
-def count(lo=1):
-    return _typed(_int, lambda v: E.integer(v, "", lo))
+def count(lo=1, hi=None):
+    return _typed(_int, lambda v: E.integer(v, "", lo, hi))
 
 
-def number(lo=None, lo_open=False):
-    return _typed(_float, lambda v: E.real(v, "", lo, lo_open=lo_open))
+def number(lo=None, lo_open=False, hi=None):
+    return _typed(_float, lambda v: E.real(v, "", lo, hi, lo_open=lo_open))
 
 
 def int_list(text):
     return _typed(_list(_int), lambda v: E.int_list(v, "", 1))(text)
+
+
+def small_int_list(text):
+    """Layer sizes of a gradient check: 1 to 4096 units each."""
+    return _typed(_list(_int), lambda v: [E.integer(x, f"value {i + 1}", 1, 4096) for i, x in enumerate(v)])(text)
 
 
 def prob_list(text):
@@ -93,8 +115,8 @@ def add_gradcheck(sub):
                                    "variable-length rows, real values) and compare the model's gradients "
                                    "with central differences, parameter by parameter.")
     p.add_argument("--model", choices=["fm", "nfm"], default="nfm")
-    p.add_argument("--hidden-factor", type=count(), default=5, help="embedding size k (default 5)")
-    p.add_argument("--layers", type=int_list, default=None, help="hidden sizes, e.g. 32,16 (nfm; default 8)")
+    p.add_argument("--hidden-factor", type=count(1, 1024), default=5, help="embedding size k (default 5)")
+    p.add_argument("--layers", type=small_int_list, default=None, help="hidden sizes, e.g. 32,16 (nfm; default 8)")
     p.add_argument("--keep-prob", type=prob_list, default=None,
                    help="keep probabilities, one per hidden layer then the Bi-Interaction's; "
                         "default 1 (no dropout). Masks are fixed during the check")
@@ -106,9 +128,9 @@ def add_gradcheck(sub):
     p.add_argument("--impl", choices=["sparse", "gather"], default="sparse")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="float64 (default); float32 shows why checks need double precision")
-    p.add_argument("--rows", type=count(2), default=8, help="batch size of the random problem (at least 2)")
-    p.add_argument("--features", type=count(4), default=40, help="number of features n (at least 4)")
-    p.add_argument("--step", type=number(0.0, lo_open=True), default=None,
+    p.add_argument("--rows", type=count(2, 10_000), default=8, help="batch size of the random problem (2 to 10,000)")
+    p.add_argument("--features", type=count(4, 100_000), default=40, help="number of features n (4 to 100,000)")
+    p.add_argument("--step", type=number(1e-12, hi=0.1), default=None,
                    help="difference step h of the 4th-order central difference (default 1e-4, 1e-5 with ReLU "
                         "hidden layers; 1e-2 in float32)")
     p.add_argument("--threshold", type=number(0.0, lo_open=True), default=None,
@@ -224,7 +246,11 @@ def multi_column(text):
 
 
 def split_fractions(text):
-    return _typed(_list(_float), lambda v: E.float_list(v, "", lambda x, n: E.real(x, n, 0.0, 1.0)))(text)
+    def check(v):
+        if len(v) != 3:
+            raise E.OptionError(f"needs three fractions (train, validation, test), got {len(v)}")
+        return E.float_list(v, "", lambda x, n: E.real(x, n, 0.0, 1.0))
+    return _typed(_list(_float), check)(text)
 
 
 def add_csv_options(p):
@@ -297,7 +323,7 @@ def add_commands(sub):
                         "0 (default): the train column is the running metric of the epoch's batches")
     p.add_argument("--train-rows", type=count(), default=None, help="use only the first N training rows")
     p.add_argument("--save", default=None, help="write the trained model to this .npz file")
-    p.add_argument("--plot", default=None, help="write the learning curves to this PNG file")
+    p.add_argument("--plot", default=None, help="write the learning curves to this image file (.png, .pdf or .svg)")
     p.add_argument("--history", default=None, help="write one JSON line per epoch to this file")
     p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
     p.set_defaults(run=run_train, defaults={"layers": [64], "activation": "relu", "pretrain": False})
@@ -312,7 +338,8 @@ def add_commands(sub):
                        help="a CSV file with the training columns (for a model trained with --csv)"
                             + ("; the label column may be absent" if name == "predict" else ""))
         p.add_argument("--delimiter", default=None, help="of --csv: ',' or tab; default: sniffed")
-        p.add_argument("--part", choices=["train", "validation", "test"], default="test")
+        p.add_argument("--part", choices=["train", "validation", "test"], default=None,
+                       help="with --data-dir or --dataset: which file (default test)")
         p.add_argument("--unseen", choices=["oov", "ignore", "error"], default=None,
                        help="values or ids the model never saw: oov (--csv default: the field's out-of-"
                             "vocabulary feature), ignore (libFM default: x = 0; counted on stderr) or error")
@@ -380,6 +407,9 @@ def check_outputs(a, options=("save", "plot", "history")):
         if path is None:
             continue
         target = check_output(path, f"--{name}").resolve()
+        if name == "plot":
+            from .report import image_format
+            image_format(path)
         if target in inputs:
             raise E.OutputError(f"--{name} {path} is one of the input files; it will not be overwritten")
         if target in seen:
@@ -400,8 +430,12 @@ def run_train(a):
     check_csv_options(a)
     check_outputs(a)
     t0 = time.perf_counter()
+    phase("reading the data; nothing was written")
     split = load_data(a, a.loss)
     if a.train_rows is not None:
+        if a.train_rows > len(split.train):
+            print(f"note: --train-rows {a.train_rows} is more than the {len(split.train)} training rows: "
+                  "all are used")
         split = Split(split.train.subset(a.train_rows), split.valid, split.test)
     print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
           f"[read in {time.perf_counter() - t0:.2f} s]")
@@ -417,6 +451,7 @@ def run_train(a):
     epochs = a.epochs or (40 if synthetic else 200)
     kw = dict(optimizer=a.optimizer, lr=a.lr, batch_size=a.batch_size, epochs=epochs, early_stop=a.early_stop,
               progress=a.progress, eval_train=a.eval_train)
+    phase("training (before the first epoch); nothing was written")
     if a.pretrain:
         fm_hist = train.pretrain_fm(model, split, **kw)
         if fm_hist.interrupted or not fm_hist.best_epoch:
@@ -429,10 +464,12 @@ def run_train(a):
     saved = []
     if best is not None:                     # a run that finished no epoch never writes a model
         if a.save:
+            phase(f"saving {a.save}; the old file, if any, is as it was")
             checkpoint.save(model, a.save, a.encoder.to_arrays() if a.csv else {"raw_ids": split.train.raw_ids})
             saved.append(a.save)
             print(f"saved {a.save} (the weights of epoch {hist.best_epoch}, the best validation epoch)")
         if a.plot:
+            phase(f"writing {a.plot}" + (f"; {a.save} was saved" if a.save else ""))
             plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on "
                                        f"{_source(a) or a.data_dir or Path(a.csv).name}",
                          floor)
@@ -471,6 +508,9 @@ def _part(a, model, extra):
     loss = model.config["loss"]
     raw_ids = extra.get("raw_ids")
     source = _source(a)
+    if a.part is not None and (a.file or a.csv):
+        raise E.OptionError("--part chooses a file of --data-dir or --dataset; --file and --csv name the file")
+    part = a.part or "test"
     if a.csv:
         from .features import Encoder, read_csv_dataset
         if "encoder" not in extra:
@@ -494,17 +534,17 @@ def _part(a, model, extra):
         if split.train.n_features != model.config["n_features"]:
             raise E.InputError(f"the synthetic data has {split.train.n_features} features, the model "
                                f"{model.config['n_features']}: not the data it was trained on")
-        return {"train": split.train, "validation": split.valid, "test": split.test}[a.part]
+        return {"train": split.train, "validation": split.valid, "test": split.test}[part]
     if raw_ids is None:
         raise E.InputError(f"{a.load} holds no feature-id map, so it cannot read libFM files"
                            + (" (it was trained with --csv: use --csv)" if "encoder" in extra else ""))
     if a.file:
         path = a.file
     elif a.data_dir:
-        path = D.find_split_files(a.data_dir)[1][("train", "validation", "test").index(a.part)]
+        path = D.find_split_files(a.data_dir)[1][("train", "validation", "test").index(part)]
     else:
         path = D.find_split_files(D.fetch(source, progress=False), source)[1][
-            ("train", "validation", "test").index(a.part)]
+            ("train", "validation", "test").index(part)]
     data, ignored = D.read_with_ids(path, raw_ids, loss, unseen=a.unseen or "ignore")
     if ignored:
         print(f"note: {ignored} feature id{'s' if ignored > 1 else ''} in {path} never seen in training, ignored "
@@ -532,16 +572,19 @@ def run_evaluate(a):
     model, extra = _saved(a)
     data = _part(a, model, extra)
     pred, loss = _predictions(model, data), model.config["loss"]
-    label_range = (float(data.y.min()), float(data.y.max())) if loss == "square" else None
-    for name, value in M.evaluate(loss, data.y, pred, label_range).items():
-        print(f"{data.name if (a.file or a.csv) else a.part} {name}: {value:.4f}")
+    for name, value in M.evaluate(loss, data.y, pred, model.label_range if loss == "square" else None).items():
+        shown = f"{value:.4f}" if value == value else "undefined (the labels hold one class)"
+        print(f"{data.name if (a.file or a.csv) else a.part or 'test'} {name}: {shown}")
     return 0
 
 
 def run_predict(a):
     import numpy as np
     model, extra = _saved(a)
-    np.savetxt(sys.stdout, _predictions(model, _part(a, model, extra)), fmt="%.6g")
+    pred = _predictions(model, _part(a, model, extra))
+    if sys.stdout is None or sys.stdout.closed:
+        raise E.RunFailed("standard output is closed: nowhere to write the predictions")
+    np.savetxt(sys.stdout, pred, fmt="%.6g")
     return 0
 
 
@@ -565,6 +608,13 @@ def _message(e):
     return str(e).replace("\n", " ") or type(e).__name__
 
 
+_PHASE = ["starting"]            # what the command is doing, for the message of an interrupt
+
+
+def phase(text):
+    _PHASE[0] = text
+
+
 def main(argv=None):
     """Run one command; returns its exit status (2 bad input, 1 failed run, 130 interrupt)."""
     debug = os.environ.get("NFM_NUMPY_DEBUG") == "1"
@@ -572,14 +622,25 @@ def main(argv=None):
         a = build_parser().parse_args(argv)
     except SystemExit as e:                  # --help (0) or a usage error (2), already printed
         return e.code
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT) while starting; nothing was done", file=sys.stderr)
+        return 130
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    phase(f"running {a.command}")
     try:
-        return a.run(a)
+        import warnings
+
+        import numpy as np
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)    # overflow is caught where it matters: not finite
+            code = a.run(a)
+            sys.stdout.flush()
+        return code
     except KeyboardInterrupt as e:
         if debug:
             raise
-        print(f"interrupted ({e or 'SIGINT'})", file=sys.stderr)
+        print(f"interrupted ({str(e) or 'SIGINT'}) while {_PHASE[0]}", file=sys.stderr)
         return 130
     except BrokenPipeError:                  # e.g. predict ... | head: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -587,6 +648,9 @@ def main(argv=None):
     except Exception as e:
         if debug:
             raise
+        if isinstance(e, OSError) and e.filename is None and e.errno in (errno.ENOSPC, errno.EBADF, errno.EIO):
+            print(f"error: could not write the output ({e.strerror})", file=sys.stderr)
+            return 1
         if isinstance(e, (E.InputError, OSError, ValueError, TypeError)):
             print(f"error: {_message(e)}", file=sys.stderr)
             return 2
@@ -594,7 +658,8 @@ def main(argv=None):
             print(f"error: {_message(e)}", file=sys.stderr)
             return 1
         if isinstance(e, MemoryError):
-            print("error: out of memory; try a smaller --batch-size or --hidden-factor", file=sys.stderr)
+            print("error: out of memory: the data or the model needs more memory than this machine has "
+                  "(for train: a smaller --batch-size, --hidden-factor or --train-rows)", file=sys.stderr)
             return 1
         print(f"error: internal error ({type(e).__name__}: {_message(e)}); this is a bug, please report it "
               "(NFM_NUMPY_DEBUG=1 shows the traceback)", file=sys.stderr)

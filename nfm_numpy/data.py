@@ -7,11 +7,10 @@ prediction or a gradient). One-hot rows have val = 1; multi-hot rows repeat a
 field with several ids; real-valued features carry their value in ``val``.
 An optional ``weight`` (B,) scales each row's term of the loss.
 
-``make_batch`` validates a batch once and records in ``id_bound`` the size of
-the smallest table its ids fit (max id + 1); ``Dataset`` validates once at
-construction. A model then checks ``id_bound <= n_features`` without looking
-at the ids again, so the training loop can slice a dataset without checking
-every step, and a batch whose ids run past the table is refused by name.
+``make_batch`` and ``Dataset`` validate their arrays (shapes, dtypes, ids in
+range, finite values); a model validates every batch a user hands it again
+against its own table size (cheap next to the model's work), while the
+training loop, which slices a dataset validated once, does not.
 """
 from __future__ import annotations
 
@@ -27,7 +26,6 @@ class Batch(NamedTuple):
     idx: Any                 # (B, F) int
     val: Any                 # (B, F) float
     y: Any = None            # (B,) float, or None for prediction
-    id_bound: int = 0        # validated: ids in [0, id_bound), values and labels finite (0: not validated)
     weight: Any = None       # (B,) float sample weights, or None (all 1)
 
 
@@ -76,23 +74,51 @@ def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
     return bound
 
 
-def _as_array(a, dtype=None):
-    """Arrays pass through; lists and tuples become NumPy arrays (never a device copy)."""
+def _as_array(a, name, dtype=None):
+    """Arrays pass through; lists and tuples of numbers become NumPy arrays (never a device copy).
+    Masked arrays, text and ragged lists are refused (their meaning would be lost in the conversion)."""
     if a is None:
         return None
+    if isinstance(a, np.ma.MaskedArray):
+        raise OptionTypeError(f"{name} is a masked array; fill or drop the masked entries first")
     if isinstance(a, (list, tuple)):
-        return np.asarray(a, dtype=dtype)
+        try:
+            arr = np.asarray(a)
+        except ValueError as e:
+            raise DataError(f"{name}: not a rectangular array ({e})") from None
+        if arr.dtype.kind not in "iufb":
+            raise OptionTypeError(f"{name} must hold numbers, got {arr.dtype} values")
+        return arr.astype(dtype) if dtype is not None else arr
+    if not hasattr(a, "__array_namespace__") and not hasattr(a, "shape"):
+        raise OptionTypeError(f"{name} must be an array, got {type(a).__name__}")
     return a
 
 
 def make_batch(idx, val=None, y=None, n_features=None, weight=None):
     """Validated ``Batch``. ``val=None`` means one-hot (all values 1); lists become NumPy arrays."""
-    idx = _as_array(idx)
+    idx = _as_array(idx, "idx")
+    if idx is None:
+        raise OptionTypeError("idx must be an array of feature ids, got None")
     xp = B.get_xp(idx)
-    val = B.ones(idx.shape, like=idx, dtype=xp.float32) if val is None else _as_array(val, np.float64)
-    y, weight = _as_array(y, np.float64), _as_array(weight, np.float64)
-    bound = validate(idx, val, y, n_features, weight=weight)
-    return Batch(idx, val, y, bound, weight)
+    val = B.ones(idx.shape, like=idx, dtype=xp.float32) if val is None else _as_array(val, "val", np.float64)
+    y, weight = _as_array(y, "y", np.float64), _as_array(weight, "weight", np.float64)
+    if n_features is not None:
+        n_features = integer(n_features, "n_features", 1)
+    validate(idx, val, y, n_features, weight=weight)
+    return Batch(idx, val, y, weight)
+
+
+def fits(values, dtype, what, where=None):
+    """``values`` (float64) if every one fits in ``dtype``; else a ``DataError`` naming the first
+    that would overflow to infinity (``where(i)`` locates entry i, e.g. a file and line)."""
+    big = np.finfo(dtype).max
+    over = np.flatnonzero(np.abs(values) > big)
+    if over.size:
+        i = int(over[0])
+        at = f"{where(i)}: " if where else ""
+        raise DataError(f"{at}{what} {values.flat[i]:g} is too large for {np.dtype(dtype).name} (max {big:.3g}); "
+                        "rescale the values, or use float64 (--dtype float64)")
+    return values
 
 
 def binary_labels(y, where="labels", lines=None):
@@ -131,6 +157,8 @@ def from_csr(X, y=None, dtype=np.float32, weight=None):
 
     if not sp.issparse(X):
         raise OptionTypeError(f"from_csr needs a scipy.sparse matrix, got {type(X).__name__}")
+    if X.dtype.kind not in "iufb":
+        raise OptionTypeError(f"from_csr needs real values, got {X.dtype}")
     X = sp.csr_array(X, copy=True)                                    # a copy: canonicalised in place below
     X.sum_duplicates()
     X.eliminate_zeros()
@@ -142,11 +170,12 @@ def from_csr(X, y=None, dtype=np.float32, weight=None):
     idx = np.zeros((n, F), dtype=np.int64)
     val = np.zeros((n, F), dtype=dtype)
     idx[row, pos] = X.indices
+    fits(X.data, dtype, "from_csr: a value")
     val[row, pos] = X.data
-    y = None if y is None else np.asarray(y, dtype=dtype)
+    y = None if y is None else fits(np.asarray(y, dtype=np.float64), dtype, "from_csr: a label").astype(dtype)
     weight = None if weight is None else np.asarray(weight, dtype=dtype)
     validate(idx, val, y, X.shape[1], where="from_csr", weight=weight)
-    return Batch(idx, val, y, max(X.shape[1], 1), weight)
+    return Batch(idx, val, y, weight)
 
 
 class Dataset:
@@ -162,6 +191,8 @@ class Dataset:
 
     def __init__(self, idx, val, y, n_features, name="data", raw_ids=None, weight=None):
         n_features = integer(n_features, "n_features", 1)
+        if y is None:
+            raise DataError(f"{name}: a Dataset needs labels y (for prediction alone, use make_batch)")
         validate(idx, val, y, n_features, where=name, weight=weight)
         self.idx, self.val, self.y, self.weight = idx, val, y, weight
         self.n_features, self.name, self.raw_ids = n_features, name, raw_ids
@@ -198,14 +229,13 @@ class Dataset:
         """Rows ``rows`` (an index array on the dataset's backend, or a slice) as a ``Batch``."""
         w = self.weight
         if rows is None:
-            return Batch(self.idx, self.val, self.y, self.n_features, w)
+            return Batch(self.idx, self.val, self.y, w)
         if isinstance(rows, slice):
-            return Batch(self.idx[rows, ...], self.val[rows, ...], self.y[rows, ...], self.n_features,
+            return Batch(self.idx[rows, ...], self.val[rows, ...], self.y[rows, ...],
                          None if w is None else w[rows, ...])
         xp = B.get_xp(self.idx)
         return Batch(xp.take(self.idx, rows, axis=0), xp.take(self.val, rows, axis=0),
-                     xp.take(self.y, rows, axis=0), self.n_features,
-                     None if w is None else xp.take(w, rows, axis=0))
+                     xp.take(self.y, rows, axis=0), None if w is None else xp.take(w, rows, axis=0))
 
     def subset(self, n):
         """The first ``n`` rows (a view), for quick runs."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, Split, binary_labels  # noqa: F401  (Split: re-exported)
+from .data import Dataset, Split, binary_labels, fits  # noqa: F401  (Split: re-exported)
 from .errors import DataError, OptionError
 from .libfm import LibFMError, read_libfm, to_model_ids  # noqa: F401  (re-exported: datasets.read_libfm)
 
@@ -67,19 +67,26 @@ def load_libfm_split(train_path, valid_path, test_path, loss="square", name="dat
     error naming its file and line. Each dataset's ``label_map`` says what was mapped."""
     parts = {role: (p, read_libfm(p)) for role, p in (("train", train_path), ("test", test_path),
                                                        ("valid", valid_path))}
-    if all(np.all(f.ids < 0) for _, f in parts.values()):
-        raise DataError(f"{train_path} (and the validation and test files): no row has any feature "
-                        "(every line is a label alone)")
+    if np.all(parts["train"][1].ids < 0):
+        raise DataError(f"{train_path}: no row has any feature (every line is a label alone): "
+                        "there is nothing to learn from")
     (tr, te, va), raw_ids = map_ids(*(f.ids for _, f in parts.values()))
     mapped = {"train": tr, "test": te, "valid": va}
     out = {}
     for role in ("train", "valid", "test"):
         path, f = parts[role]
         y, note = labels_for(f.y, loss, path, f.lines)
-        out[role] = Dataset(mapped[role], f.val.astype(dtype), y.astype(dtype), raw_ids.size, f"{name}.{role}",
-                            raw_ids)
+        val, y = _in_dtype(f, y, dtype, path)
+        out[role] = Dataset(mapped[role], val, y, raw_ids.size, f"{name}.{role}", raw_ids)
         out[role].label_map = note
     return Split(out["train"], out["valid"], out["test"])
+
+
+def _in_dtype(f, y, dtype, path):
+    """Values and labels of a libFM file in ``dtype``; one too large for it is an error naming its line."""
+    fits(f.val, dtype, "value", lambda i: f"{path}, line {f.lines[i // f.val.shape[1]]}")
+    fits(y, dtype, "label", lambda i: f"{path}, line {f.lines[i]}")
+    return f.val.astype(dtype), y.astype(dtype)
 
 
 def labels_for(y, loss, where="labels", lines=None):
@@ -112,8 +119,13 @@ def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"
         raise LibFMError(f"{path}, line {f.lines[r]}: feature id {f.ids[r, c]} is not one the model was trained "
                          f"with ({n_unknown} such entries in the file; --unseen ignore drops them)")
     val[~known] = 0.0
+    real = int((f.ids >= 0).sum())
+    if real and n_unknown == real:
+        raise LibFMError(f"{path}: none of its {real} feature ids was seen in training: is this the file (and the "
+                         "model) you meant?")
     y, note = labels_for(f.y, loss, path, f.lines)
-    ds = Dataset(dense, val.astype(dtype), y.astype(dtype), raw_ids.size, Path(path).name, raw_ids)
+    val, y = _in_dtype(f._replace(val=val), y, dtype, path)
+    ds = Dataset(dense, val, y, raw_ids.size, str(path), raw_ids)
     ds.label_map = note
     return ds, n_unknown
 
@@ -221,6 +233,9 @@ def fetch(name, directory=None, base_url=None, progress=True):
     d = Path(directory) if directory else cache_dir() / name
     # base: the folder (URL) that holds NAME.train.libfm etc.
     base = (base_url or os.environ.get("NFM_NUMPY_BASE_URL") or f"{REPO_URL}/{name}").rstrip("/")
+    if not base.startswith(("http://", "https://", "file://")):
+        origin = "base_url" if base_url else "$NFM_NUMPY_BASE_URL"
+        raise OptionError(f"{origin} {base!r} is not a URL (http://, https:// or file://)")
     paths = []
     for split, blob in BLOB_IDS[name].items():
         dest = d / f"{name}.{split}.libfm"

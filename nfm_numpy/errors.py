@@ -113,7 +113,10 @@ def choice(value, name, options):
 
 
 def _sequence(value, name):
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    """A list from a list, tuple, range or 1-D array; a string, set or dict is refused (a string
+    would be read character by character, a set or dict in no fixed order)."""
+    ordered = isinstance(value, (list, tuple, range)) or (type(value).__name__ == "ndarray" and value.ndim == 1)
+    if not ordered:
         raise OptionTypeError(f"{_name(name)}must be a list (e.g. [64] or [64, 32]), got {value!r}")
     return list(value)
 

@@ -343,8 +343,9 @@ def _numbers(table, name, missing):
                 try:
                     float(v)
                 except ValueError:
-                    raise DataError(f"{table.where(i, name)}: {v!r} is not a number (a numeric column; "
-                                    f"missing values are written as one of {', '.join(map(repr, missing))})") \
+                    how = f"; missing values are written as one of {', '.join(map(repr, missing))}" if missing \
+                        else ""
+                    raise DataError(f"{table.where(i, name)}: {v!r} is not a number (a numeric column{how})") \
                         from None
             raise
         x[blank] = np.nan
@@ -464,7 +465,12 @@ class Encoder:
                 if seen.size == 0:
                     raise DataError(f"{table.source}: numeric column {name!r} has no values in the training rows")
                 if kind == "numeric":
-                    f.mean, f.sd = float(seen.mean()), float(seen.std())
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        f.mean, f.sd = float(seen.mean()), float(seen.std())
+                    if not (np.isfinite(f.mean) and np.isfinite(f.sd)):
+                        big = float(np.abs(seen).max())
+                        raise DataError(f"{table.source}: numeric column {name!r} holds values too large to "
+                                        f"standardise (up to {big:g}); rescale them, or use buckets ({name}:8)")
                     f.sd = f.sd if f.sd > 0 else 1.0
                 else:
                     q = np.linspace(0, 1, self.numeric[name] + 1)[1:-1]

@@ -26,6 +26,9 @@ _WHITESPACE[[ord(" "), ord("\t"), ord("\r"), ord("\n"), ord("\v"), ord("\f")]] =
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[ord("0"):ord("9") + 1] = True
 _ID = re.compile(r"[0-9]+\Z")
+# what np.fromstring reads as a number: decimal, with an optional exponent, or inf / nan
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z|[+-]?(inf|infinity|nan)\Z", re.I)
+_SPACE = re.compile(r"[ \t\n\r\v\f]+")            # the whitespace of the fast path (not Unicode's)
 ID_MAX = 2**63 - 1
 
 
@@ -44,6 +47,9 @@ class LibFM(NamedTuple):
 
 def _check_token(where, tok):
     """Raise ``LibFMError`` for an entry token that is not ``id:value`` with a valid id and value."""
+    if not tok.isascii():
+        raise LibFMError(f"{where}: {tok!r} holds a character that is not ASCII (libFM files are ASCII: "
+                         "digits, '.', 'e', ':', '-', spaces)")
     parts = tok.split(":")
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise LibFMError(f"{where}: expected 'id:value', got {tok!r}")
@@ -53,26 +59,22 @@ def _check_token(where, tok):
         raise LibFMError(f"{where}: feature id {fid!r} in {tok!r} is {what} (ids are written as digits 0-9)")
     if int(fid) > ID_MAX:
         raise LibFMError(f"{where}: feature id {fid} in {tok!r} does not fit in 64 bits (max {ID_MAX})")
-    try:
-        value = float(v)
-    except ValueError:
-        raise LibFMError(f"{where}: value {v!r} in {tok!r} is not a number") from None
-    if not np.isfinite(value):
+    if not _NUMBER.match(v):
+        raise LibFMError(f"{where}: value {v!r} in {tok!r} is not a number")
+    if not np.isfinite(float(v)):
         raise LibFMError(f"{where}: value in {tok!r} is not finite")
 
 
 def _slow_find_error(path, text):
     """Walk the lines one by one to name the first malformed one (only on the error path)."""
     for number, line in enumerate(text.decode("utf-8", errors="replace").split("\n"), start=1):
-        tokens = line.split()
+        tokens = [t for t in _SPACE.split(line) if t]
         if not tokens:
             continue
         where = f"{path}, line {number}"
-        try:
-            label = float(tokens[0])
-        except ValueError:
-            raise LibFMError(f"{where}: label {tokens[0]!r} is not a number") from None
-        if not np.isfinite(label):
+        if not _NUMBER.match(tokens[0]):
+            raise LibFMError(f"{where}: label {tokens[0]!r} is not a number")
+        if not np.isfinite(float(tokens[0])):
             raise LibFMError(f"{where}: label {tokens[0]!r} is not finite")
         for tok in tokens[1:]:
             _check_token(where, tok)
@@ -194,6 +196,7 @@ def read_libfm(path):
         _slow_find_error(path, data)
     nnz = colons_per_line[used]                                           # (N,) entries per row
     N, F = nnz.size, int(nnz.max(initial=0))
+    _check_padded_size(path, N, F, nnz, np.flatnonzero(used) + 1)
     row = np.repeat(np.arange(N), nnz)                                    # row of each entry
     pos = np.arange(row.size) - np.repeat(np.cumsum(nnz) - nnz, nnz)      # place within its row
     out_ids = np.full((N, max(F, 1)), -1, dtype=np.int64)
@@ -201,6 +204,18 @@ def read_libfm(path):
     out_ids[row, pos] = ids
     out_val[row, pos] = values
     return LibFM(out_ids, out_val, y, np.flatnonzero(used) + 1)
+
+
+def _check_padded_size(path, N, F, nnz, lines):
+    """Rows are padded to the longest: refuse a file whose padded form cannot fit in memory
+    (one very long line among short ones), naming that line, rather than run out of memory."""
+    from .backend import host_memory
+    need, total = 16 * N * max(F, 1), host_memory()               # int64 ids + float64 values
+    if total is not None and need > total // 2:
+        longest = int(np.argmax(nnz))
+        raise LibFMError(f"{path}, line {lines[longest]}: {F:,} entries, while half the rows have at most "
+                         f"{int(np.median(nnz)):,}; every row is padded to the longest, which would take "
+                         f"{need / 2**30:,.1f} GiB. Split that row, or drop it")
 
 
 def to_model_ids(ids, raw_ids):

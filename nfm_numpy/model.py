@@ -72,11 +72,31 @@ class NFM:
                            l2=E.real(l2, "l2", 0.0), dtype=E.choice(dtype, "dtype", DTYPES),
                            seed=E.integer(seed, "seed", 0, SEED_MAX), impl=E.choice(impl, "impl", IMPLS),
                            init_std=E.real(init_std, "init_std", 0.0, lo_open=True))
-        self.params, self.state = self._init_host(np.random.default_rng(seed), np.dtype(dtype))
+        self._check_size()
+        with np.errstate(over="ignore"):                # a huge init_std: refused just below, by name
+            self.params, self.state = self._init_host(np.random.default_rng(seed), np.dtype(dtype))
+        if not all(np.all(np.isfinite(a)) for a in self.params.values()):
+            raise E.OptionError(f"init_std {init_std:g} gives non-finite initial weights")
+        self.label_range = None          # (lo, hi) of the training labels, set by train.fit; RMSE clips to it
         self.xp, self.device = np, None
         self.to(backend, device)
 
     # ------------------------------------------------------------ construction
+    def _check_size(self):
+        """Refuse, before allocating anything, a model that cannot fit in this machine's memory:
+        the initial draw is float64, and training holds each parameter about five times (weights,
+        gradient, optimiser state, the best epoch's copy, a copy while moving backends)."""
+        c = self.config
+        sizes = [c["k"]] + c["layers"]
+        count = c["n_features"] * (c["k"] + 1) + sum(a * b + 3 * b for a, b in zip(sizes[:-1], sizes[1:]))
+        need = count * (8 + 5 * np.dtype(c["dtype"]).itemsize)
+        total = B.host_memory()
+        if total is not None and need > total:
+            raise E.OptionError(
+                f"the model is too large for this machine: {count:,} parameters (n_features {c['n_features']:,} x "
+                f"(k {c['k']:,} + 1), layers {c['layers']}) need about {need / 2**30:,.1f} GiB to train, the machine "
+                f"has {total / 2**30:.1f} GiB; lower k (--hidden-factor) or the layer sizes")
+
     def _init_host(self, rng, dtype):
         """Initial weights as the original: V ~ N(0, init_std), w = w0 = 0, hidden
         weights and biases ~ N(0, sqrt(2 / (fan_in + fan_out))), h ~ N(0, sqrt(2 / (d_L + 1)))
@@ -138,21 +158,15 @@ class NFM:
     def _prepare(self, batch, need_y):
         """Check a user's batch against this model; return (idx, val, y, weight) in its dtype.
 
-        A batch validated for a table of ``id_bound`` rows (``make_batch``,
-        ``Dataset.batch``) is only compared with ``n_features``; any other is
-        validated in full. For the log loss, labels must be 0 or 1.
+        Every batch is validated (shapes, dtypes, ids in [0, n_features), finite values): a
+        batch made for another table would otherwise read the wrong rows (a negative id reads
+        from the end). For the log loss, labels must be 0 or 1.
         """
-        if not isinstance(batch, Batch):
-            batch = Batch(*batch)
+        batch = _as_batch(batch)
         n = self.config["n_features"]
         if need_y and batch.y is None:
             raise E.DataError("this batch has no labels y")
-        bound = batch.id_bound
-        if isinstance(bound, bool) or not bound:
-            bound = validate(batch.idx, batch.val, batch.y, n, weight=batch.weight)
-        if bound > n:
-            raise E.DataError(f"batch: feature ids up to {bound - 1} do not fit a model of {n} features "
-                              f"(ids must be in [0, {n}))")
+        validate(batch.idx, batch.val, batch.y, n, weight=batch.weight)
         y = None if batch.y is None else B.astype(batch.y, self.dtype)
         if need_y and self.config["loss"] == "log" and not bool(self.xp.all((y == 0) | (y == 1))):
             raise E.DataError("the log loss needs labels 0 or 1 (data.binary_labels maps -1/1 to 0/1)")
@@ -252,13 +266,12 @@ class NFM:
 
     def scores(self, batch, chunk=16384):
         """Evaluation-mode model output (BN running averages, no dropout), in chunks."""
-        if not isinstance(batch, Batch):
-            batch = Batch(*batch)
+        batch = _as_batch(batch)
         n = batch.idx.shape[0]
         outs = []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)        # the Array API leaves out-of-bounds slice ends undefined
-            part = Batch(batch.idx[i:j, ...], batch.val[i:j, ...], None, batch.id_bound)
+            part = Batch(batch.idx[i:j, ...], batch.val[i:j, ...])
             idx, val, _, _ = self._prepare(part, need_y=False)
             outs.append(self.forward(idx, val, train=False)[0])
         return outs[0] if len(outs) == 1 else self.xp.concat(outs) if hasattr(self.xp, "concat") \
@@ -299,6 +312,16 @@ class NFM:
         return "\n".join(lines)
 
 
+def _as_batch(batch):
+    """A ``Batch`` from a Batch or a tuple (idx, val) / (idx, val, y); anything else is refused."""
+    if isinstance(batch, tuple) and not isinstance(batch, Batch) and len(batch) in (2, 3):
+        batch = Batch(*batch)
+    if not isinstance(batch, Batch):
+        raise E.OptionTypeError(f"expected a Batch (nfm_numpy.make_batch) or a tuple (idx, val) or "
+                                f"(idx, val, y), got {type(batch).__name__}")
+    return batch
+
+
 class FM(NFM):
     """Factorization machine: NFM with no hidden layers and h fixed to ones.
 
@@ -310,7 +333,9 @@ class FM(NFM):
 
     def __init__(self, n_features, k=64, keep_prob=0.5, batch_norm=False, loss="square", l2=0.0,
                  dtype="float32", seed=2016, backend="numpy", device=None, impl="sparse", init_std=0.01):
-        if not isinstance(keep_prob, (str, bytes)) and hasattr(keep_prob, "__len__"):
+        if np.ndim(keep_prob) == 0 and not isinstance(keep_prob, (str, bytes)):
+            keep_prob = float(keep_prob) if isinstance(keep_prob, np.ndarray) else keep_prob
+        elif not isinstance(keep_prob, (str, bytes)) and hasattr(keep_prob, "__len__"):
             if len(keep_prob) != 1:
                 raise E.OptionError(f"FM takes one keep probability (the Bi-Interaction layer's), "
                                     f"got {len(keep_prob)}: {list(keep_prob)}")

@@ -21,16 +21,24 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OptionTypeError, OutputError
 
 _KIND = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
-def _target(path):
+def _target(path, label):
     """The file that will be written: ``path`` with symbolic links followed."""
-    path = Path(path)
-    return path.resolve() if path.is_symlink() else path
+    if not isinstance(path, (str, os.PathLike)):
+        raise OptionTypeError(f"{label or 'an output path'} must be a path, got {path!r}")
+    text = os.fspath(path)
+    if not text or text.endswith((os.sep, "/")):
+        raise OutputError(f"{label or 'output'} {text!r} names a folder (or nothing); give a file name")
+    path = Path(text)
+    try:
+        return path.resolve(strict=False) if path.is_symlink() else path
+    except (RuntimeError, OSError) as e:            # a symbolic link loop
+        raise OutputError(f"{label} {text}: {e}") from None
 
 
 def check_output(path, option="output"):
@@ -39,11 +47,15 @@ def check_output(path, option="output"):
     Missing parent folders are fine if they can be created under a writable
     existing one. Returns the path (with symbolic links followed).
     """
-    path = _target(path)
+    path = _target(path, option)
     label = f"{option} {path}" if option else str(path)
     for parent in reversed(path.parents):           # from the root down: a file where a folder must be
+        if parent.is_symlink() and not parent.exists():
+            raise OutputError(f"{label}: {parent} is a symbolic link to nothing")
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"{label}: {parent} is not a folder")
+    if path.is_symlink() and not path.exists() and not Path(os.path.realpath(path)).parent.is_dir():
+        raise OutputError(f"{label}: a symbolic link whose target's folder does not exist")
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -54,7 +66,7 @@ def check_output(path, option="output"):
         if not stat.S_ISREG(st.st_mode):
             kind = _KIND.get(stat.S_IFMT(st.st_mode), "not a regular file")
             raise OutputError(f"{label} is {kind}; only a regular file is ever replaced")
-        if not os.access(path, os.W_OK):
+        if not (st.st_mode & 0o222) or not os.access(path, os.W_OK):   # (root may write anything: ask the bits)
             raise OutputError(f"{label} is read-only; it will not be replaced")
     parent = path.parent
     while not parent.exists():

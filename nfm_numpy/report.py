@@ -26,9 +26,24 @@ def text_curve(hist, floor=None, width=50, max_lines=25):
     return "\n".join(lines)
 
 
+IMAGE_FORMATS = ("png", "pdf", "svg")
+
+
+def image_format(path):
+    """The image format a path's suffix names (png, pdf or svg); an ``OutputError`` otherwise."""
+    from pathlib import Path
+
+    from .errors import OutputError
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise OutputError(f"--plot {path}: the file name must end in .png, .pdf or .svg (the image format)")
+    return suffix
+
+
 def plot_history(hist, path, title, floor=None):
-    """Train, validation and test curves of a ``History`` as a PNG at ``path`` (written atomically).
-    The train curve is the running training-mode metric (dropout on) unless ``eval_train`` was set."""
+    """Train, validation and test curves of a ``History`` as an image at ``path`` (.png, .pdf or .svg;
+    written atomically). The train curve is the running training-mode metric (dropout on)."""
+    fmt = image_format(path)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -46,6 +61,6 @@ def plot_history(hist, path, title, floor=None):
     ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format=fmt, dpi=100)
     plt.close(fig)
     return write_atomically(path, lambda f: f.write(buf.getvalue()), "plot")

@@ -67,12 +67,17 @@ def should_stop(valid, patience=4):
 
 
 def evaluate(model, data, chunk=16384):
-    """Metrics of ``model`` on a ``Dataset`` (evaluation mode). One host copy of the predictions."""
+    """Metrics of ``model`` on a ``Dataset`` (evaluation mode). One host copy of the predictions.
+
+    RMSE is computed after clipping predictions to ``model.label_range``, the range of the
+    labels it was trained on (set by ``fit``, kept in checkpoints), as the original clips to
+    the label range; a model without one is not clipped. (Clipping to the range of the
+    labels being scored would give RMSE 0 to any file whose labels are all equal.)
+    """
     pred = B.to_numpy(model.predict(data.batch(), chunk))
     y = B.to_numpy(data.y)
     loss = model.config["loss"]
-    label_range = (float(y.min()), float(y.max())) if loss == "square" else None
-    return M.evaluate(loss, y, pred, label_range)
+    return M.evaluate(loss, y, pred, model.label_range if loss == "square" else None)
 
 
 def _copy(d):
@@ -111,7 +116,7 @@ class _StopOnSignal:
 
 def _prepare_split(model, split, log):
     """Check the parts against the model; for the log loss, labels as 0/1 (-1/1 mapped)."""
-    parts = (split,) if isinstance(split, Dataset) else tuple(split)
+    parts = (split,) if isinstance(split, Dataset) else tuple(split) if isinstance(split, tuple) else ()
     if len(parts) not in (1, 3) or not all(isinstance(p, Dataset) for p in parts):
         raise E.OptionTypeError("split must hold three Datasets (train, valid, test), e.g. datasets.Split, "
                                 "or be one Dataset (training without validation)")
@@ -179,9 +184,14 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     else:
         raise E.OptionTypeError(f"optimizer must be a name ({', '.join(optim.OPTIMIZERS)}) or an "
                                 f"optim.Optimizer, got {optimizer!r}")
+    if log is not None and not callable(log):
+        raise E.OptionTypeError(f"log must be a function such as print, or None, got {log!r}")
     if history_path is not None:
         check_output(history_path, "history")
     parts = _prepare_split(model, split, log)
+    if model.config["loss"] == "square":
+        y = B.to_numpy(parts[0].y)
+        model.label_range = (float(y.min()), float(y.max()))      # predictions are clipped to it when scored
     xp, dev = model.xp, model.device
     dtype = np.dtype(model.config["dtype"])
     train, valid, test = [d.to(xp, dev, dtype) for d in parts] + [None] * (3 - len(parts))

@@ -12,7 +12,7 @@ from nfm_numpy import backend as B, gradcheck as G, optim
 
 def device_batch(backend, batch, dtype):
     return nf.Batch(backend.asarray(batch.idx), backend.asarray(batch.val.astype(dtype)),
-                    backend.asarray(batch.y.astype(dtype)), False)
+                    backend.asarray(batch.y.astype(dtype)))
 
 
 @pytest.mark.parametrize("impl", ["sparse", "gather"])
@@ -85,7 +85,7 @@ def test_gradcheck_on_cupy(kind):
     make = (lambda **kw: nf.NFM(40, k=5, layers=(8,), keep_prob=(0.8, 0.5), activation="tanh", **kw)) \
         if kind == "nfm" else (lambda **kw: nf.FM(40, k=5, **kw))
     gpu = make(dtype="float64", backend="cupy")
-    batch = nf.Batch(*(cupy.asarray(a) for a in host_batch[:3]), True)
+    batch = nf.Batch(*(cupy.asarray(a) for a in host_batch[:3]))
     _, g_gpu = gpu.loss(batch, rng=B.Random(0, cupy, host=True), input_grad=True)
     host = make(dtype="float64")
     report = G.check_model(host, host_batch)

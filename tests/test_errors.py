@@ -158,6 +158,19 @@ CASES = [
     ("file is a folder", PRED + ["{tmp}"], None, 2, r"Is a directory"),
     ("unseen id refused", PRED + ["{file}", "--unseen", "error"], lambda t: write(t, "x.libfm", "1 0:1\n1 777:1\n"), 2,
      r"x\.libfm, line 2: feature id 777 is not one the model was trained with"),
+    ("non-breaking space", PRED + ["{file}"], lambda t: write(t, "x.libfm", "1 0:1\n1 0:1\u00a02:1\n"), 2,
+     r"x\.libfm, line 2: .*not ASCII"),
+    ("underscore in a value", PRED + ["{file}"], lambda t: write(t, "x.libfm", "1 0:1_0\n"), 2,
+     r"line 1: value '1_0' in '0:1_0' is not a number"),
+    ("Arabic-Indic digit", PRED + ["{file}"], lambda t: write(t, "x.libfm", "1 0:\u0661\n"), 2, r"line 1: .*not ASCII"),
+    ("value too large for float32", PRED + ["{file}"], lambda t: write(t, "x.libfm", "1 0:1\n1 0:1e39\n"), 2,
+     r"x\.libfm, line 2: value 1e\+39 is too large for float32"),
+    ("every id unseen", PRED + ["{file}"], lambda t: write(t, "x.libfm", "1 777:1 778:1\n"), 2,
+     r"none of its 2 feature ids was seen in training"),
+    ("--part with --file", PRED + ["{file}", "--part", "train"], lambda t: write(t, "x.libfm", "1 0:1\n"), 2,
+     r"--part chooses a file of --data-dir"),
+    ("label-only training file", TRAIN_SPLIT, lambda t: write(t, "split/toy.train.libfm", "1\n-1\n" * 20), 2,
+     r"toy\.train\.libfm: no row has any feature"),
     ("empty train file", TRAIN_SPLIT, lambda t: write(t, "split/toy.train.libfm", ""), 2,
      r"toy\.train\.libfm: no examples"),
     ("empty test file", TRAIN_SPLIT, lambda t: write(t, "split/toy.test.libfm", "\n"), 2,
@@ -189,6 +202,12 @@ CASES = [
     ("seed -1", TRAIN_SMALL + ["--seed", "-1"], None, 2, r"--seed: must be >= 0, got -1"),
     ("hidden factor 0", TRAIN_SMALL + ["--hidden-factor", "0"], None, 2, r"--hidden-factor: must be >= 1"),
     ("layers 0", ["train", "--layers", "64,0"], None, 2, r"--layers: value 2 must be >= 1, got 0"),
+    ("layers ,,", ["train", "--layers", ",,"], None, 2, r"--layers: expected a comma-separated list"),
+    ("layers 4,,4", ["train", "--layers", "4,,4"], None, 2, r"--layers: expected a comma-separated list"),
+    ("layers ((4]", ["train", "--layers", "((4]"], None, 2, r"--layers: expected a comma-separated list"),
+    ("hidden factor 0_4", ["train", "--hidden-factor", "0_4"], None, 2, r"--hidden-factor: expected an integer"),
+    ("model larger than memory", TRAIN_SMALL + ["--hidden-factor", "1000000000"], None, 2,
+     r"the model is too large for this machine"),
     ("layers text", ["train", "--layers", "abc"], None, 2, r"--layers: expected a comma-separated list of integers"),
     ("keep prob 7", ["train", "--keep-prob", "7,0.5"], None, 2,
      r"--keep-prob: value 1 must be a keep probability in \(0, 1\], got 7"),
@@ -211,7 +230,10 @@ CASES = [
     ("switch yes", ["train", "--batch-norm", "yes"], None, 2, r"--batch-norm: expected 0 or 1, got 'yes'"),
     ("unknown option", ["train", "--bogus", "1"], None, 2, r"unrecognized arguments: --bogus"),
     ("gradcheck threshold 0", ["gradcheck", "--threshold", "0"], None, 2, r"--threshold: must be > 0, got 0"),
-    ("gradcheck step 0", ["gradcheck", "--step", "0"], None, 2, r"--step: must be > 0, got 0"),
+    ("gradcheck step 0", ["gradcheck", "--step", "0"], None, 2, r"--step: must be >= 1e-12, got 0"),
+    ("gradcheck step 1e-16", ["gradcheck", "--step", "1e-16"], None, 2, r"--step: must be >= 1e-12, got 1e-16"),
+    ("gradcheck step 1e300", ["gradcheck", "--step", "1e300"], None, 2, r"--step: must be <= 0.1, got 1e\+300"),
+    ("gradcheck rows 1e8", ["gradcheck", "--rows", "100000000"], None, 2, r"--rows: must be <= 10000"),
     ("gradcheck step nan", ["gradcheck", "--step", "nan"], None, 2, r"--step: must be a finite number"),
     ("gradcheck rows 0", ["gradcheck", "--rows", "0"], None, 2, r"--rows: must be >= 2, got 0"),
     ("gradcheck rows 1", ["gradcheck", "--rows", "1"], None, 2, r"--rows: must be >= 2, got 1"),
@@ -262,6 +284,13 @@ CASES = [
     ("save onto a device", TRAIN_SMALL + ["--save", "/dev/null"], None, 2, r"--save /dev/null is a character device"),
     ("plot under a file", TRAIN_SMALL + ["--plot", "{good}/x.png"], None, 2, r"--plot .*good\.npz is not a folder"),
     ("history onto a FIFO", TRAIN_SMALL + ["--history", "{file}"], fifo, 2, r"--history .*pipe is a FIFO"),
+    ("save into a dangling link", TRAIN_SMALL + ["--save", "{file}/m.npz"],
+     lambda t: os.symlink(t / "nowhere", t / "dangling") or t / "dangling", 2, r"is a symbolic link to nothing"),
+    ("save onto a link loop", TRAIN_SMALL + ["--save", "{file}"],
+     lambda t: (os.symlink(t / "l2", t / "l1"), os.symlink(t / "l1", t / "l2")) and t / "l1", 2, r"--save .*l1"),
+    ("save onto a folder name", TRAIN_SMALL + ["--save", "{tmp}/newdir/"], None, 2, r"names a folder"),
+    ("plot with no image suffix", TRAIN_SMALL + ["--plot", "{tmp}/curve.pdfx"], None, 2,
+     r"must end in \.png, \.pdf or \.svg"),
     ("save and history the same", TRAIN_SMALL + ["--save", "{tmp}/o", "--history", "{tmp}/o"], None, 2,
      r"--history and --save name the same file"),
     ("save onto the data", TRAIN_SPLIT + ["--save", "{split}/toy.train.libfm"], None, 2, r"is one of the input files"),
@@ -445,8 +474,10 @@ def test_model_loss_refuses_labels_outside_zero_one():
 
 def test_predict_refuses_ids_past_the_table():
     batch = nf.make_batch(np.array([[0, 12]]), np.ones((1, 2)))        # made without n_features
-    with pytest.raises(E.DataError, match=r"feature ids up to 12 do not fit a model of 10 features"):
+    with pytest.raises(E.DataError, match=r"feature id 12 out of range for a model of 10 features"):
         nf.NFM(10, k=2, layers=[2]).predict(batch)
+    with pytest.raises(E.DataError, match=r"negative feature id -1"):     # would read V[-1]
+        nf.NFM(10, k=2, layers=[2]).predict(nf.Batch(np.array([[-1, 2]]), np.ones((1, 2))))
     with pytest.raises(E.DataError, match=r"feature id 12 out of range for a model of 10 features"):
         nf.NFM(10, k=2, layers=[2]).predict((np.array([[0, 12]]), np.ones((1, 2))))
 
@@ -547,3 +578,69 @@ def test_no_traceback_without_debug_and_one_with_it(tmp):
     loud = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, NFM_NUMPY_DEBUG="1"))
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and "LibFMError" in loud.stderr
+
+
+# ------------------------------------------------------------------ more of the class: found by an adversarial tester
+def test_rmse_is_clipped_to_the_training_labels_not_to_the_scored_file(tmp, capsys):
+    """A file whose labels are all equal used to score RMSE 0 (clipped to its own one-value range)."""
+    f = write(tmp, "one.libfm", "-1 0:1 10:1 20:1\n")
+    code, out, _ = run_cli(["evaluate", "--load", tmp / "good.npz", "--file", f], capsys)
+    model, _ = checkpoint.load(tmp / "good.npz")
+    assert model.label_range == (-1.0, 1.0)
+    pred = model.predict(nf.make_batch(np.array([[0, 1, 2]]), np.ones((1, 3))))      # raw ids 0, 10, 20
+    expect = abs(np.clip(float(pred[0]), -1, 1) + 1)
+    rmse = float(out.splitlines()[0].split(": ")[1])
+    assert code == 0 and rmse == pytest.approx(expect, abs=1e-4) and rmse > 0
+    assert "auc: undefined (the labels hold one class)" in out
+
+
+def test_a_plot_is_written_in_the_format_its_name_asks_for(tmp, capsys):
+    assert run_cli(TRAIN_SMALL + ["--plot", tmp / "c.pdf"], capsys)[0] == 0
+    assert (tmp / "c.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_gradient_check_with_a_step_too_small_cannot_pass():
+    from nfm_numpy import gradcheck as G
+    model = nf.NFM(40, k=4, layers=[4], activation="tanh", dtype="float64")
+    report = G.check_model(model, G.random_problem(), h=1e-15)
+    assert not report.ok and "too small" in report.invalid
+
+
+def test_a_numeric_column_too_large_to_standardise(tmp, capsys):
+    data = write(tmp, "n.csv", "a,age,y\n" + "".join(f"x{i % 3},{1e308 if i == 5 else i},{i % 2}\n" for i in range(40)))
+    code, _, err = run_cli(["train", "--csv", data, "--label", "y", "--numeric", "age", "--epochs", "1"], capsys)
+    assert_one_line_error(code, err, 2, r"column 'age' holds values too large to standardise")
+
+
+def test_a_padded_file_larger_than_memory_is_refused_by_line(tmp, monkeypatch):
+    from nfm_numpy import backend
+    monkeypatch.setattr(backend, "host_memory", lambda: 10_000)
+    f = write(tmp, "long.libfm", "1 0:1\n" * 50 + "1 " + " ".join(f"{i}:1" for i in range(200)) + "\n")
+    with pytest.raises(D.LibFMError, match=r"long\.libfm, line 51: 200 entries, while half the rows have at most 1"):
+        D.read_libfm(f)
+
+
+def test_a_base_url_that_is_not_a_url(tmp, monkeypatch):
+    monkeypatch.setenv("NFM_NUMPY_BASE_URL", "notaurl")
+    with pytest.raises(E.OptionError, match=r"\$NFM_NUMPY_BASE_URL 'notaurl' is not a URL"):
+        D.fetch("frappe", directory=tmp / "cache")
+
+
+def test_predict_to_a_closed_stdout(tmp):
+    f = write(tmp, "x.libfm", "1 0:1\n")
+    r = subprocess.run(["bash", "-c",
+     f"{sys.executable} -m nfm_numpy predict --load {tmp / 'good.npz'} --file {f} >&-"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and "standard output is closed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_interrupt_while_starting_or_reading(tmp):
+    """Ctrl-C while NumPy loads, or while the data is read: one line, status 130."""
+    for delay in (0.1, 0.5):
+        proc = subprocess.Popen([sys.executable, "-m", "nfm_numpy", "train", "--epochs", "1"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "interrupted (SIGINT)" in err

@@ -306,7 +306,8 @@ def test_csv_train_predict_evaluate(tmp_path, capsys):
 @pytest.mark.parametrize("argv,pattern", [
     (["--label", "y"], r"--label applies to --csv only"),
     (["--csv", "{d}"], r"--csv needs --label"),
-    (["--csv", "{d}", "--label", "y", "--split", "0.5,0.5", "--valid-csv", "{d}"], r"--split or --valid-csv"),
+    (["--csv", "{d}", "--label", "y", "--split", "0.5,0.3,0.2", "--valid-csv", "{d}"], r"--split or --valid-csv"),
+    (["--csv", "{d}", "--label", "y", "--split", "0.7,0.3"], r"--split: needs three fractions"),
     (["--csv", "{d}", "--label", "y", "--user-col", "u"], r"--user-col and --item-col go with --negatives"),
     (["--csv", "{d}", "--label", "nope"], r"no label column 'nope'"),
     (["--csv", "{d}", "--label", "y", "--numeric", "x:1"], r"buckets of 'x' must be >= 2"),

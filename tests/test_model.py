@@ -117,7 +117,7 @@ def test_fm_second_order_term_equals_textbook_fm():
 
 def test_impls_agree_in_float32():
     batch = G.random_problem()
-    b32 = Batch(batch.idx, batch.val.astype(np.float32), batch.y.astype(np.float32), True)
+    b32 = Batch(batch.idx, batch.val.astype(np.float32), batch.y.astype(np.float32))
     a = nf.NFM(40, k=8, layers=(16,), seed=2, impl="sparse")
     b = nf.NFM(40, k=8, layers=(16,), seed=2, impl="gather")
     assert a.params["V"].dtype == np.float32

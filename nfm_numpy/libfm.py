@@ -98,13 +98,18 @@ def _as_text(path, data):
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 
 
-def _integers(arr, start, stop, max_digits=18):
+def _integers(arr, start, stop, max_digits=18, chunk=1 << 19):
     """The integers written in ``arr[start:stop]`` (one token each, an optional '-' then
     digits), parsed from the bytes without a float in between.
 
     Returns ``(value, ok)``: int64 values and a mask of the tokens that were such
-    integers of at most ``max_digits`` digits (others: value 0, ok False).
+    integers of at most ``max_digits`` digits (others: value 0, ok False). Tokens go
+    ``chunk`` at a time, so the per-byte temporaries stay a few megabytes.
     """
+    if start.size > chunk:
+        parts = [_integers(arr, start[i:i + chunk], stop[i:i + chunk], max_digits, chunk)
+                 for i in range(0, start.size, chunk)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     neg = arr[start] == ord("-")
     first = start + neg                                                   # first digit
     n = stop - first                                                      # digits

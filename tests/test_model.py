@@ -186,3 +186,18 @@ def test_from_csr_handles_multi_hot_and_real_values():
     V = model.params["V"]
     pair = 0.5 * (((dense @ V) ** 2).sum(1) - ((dense ** 2) @ (V ** 2)).sum(1))
     np.testing.assert_allclose(model.predict(batch), lin + pair, rtol=1e-12, atol=1e-15)
+
+
+def test_the_step_through_module_matches_the_model():
+    """nfm_numpy.one_step (the textbook layers, one line each) gives the model's loss and gradients."""
+    from nfm_numpy import one_step
+    batch, params = one_step.tiny_problem()
+    model = nf.NFM(7, k=4, layers=[5], keep_prob=[0.8, 0.5], dtype="float64", impl="sparse")
+    model.params = {n: np.array(a, dtype=np.float64) for n, a in params.items()}
+    want_loss, want = model.loss(nf.make_batch(batch["idx"], batch["val"], batch["y"], 7), rng=Random(1))
+    loss, got = one_step.step(batch, {n: np.array(a) for n, a in params.items()})
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
+    for name, g in want.items():
+        a, b = (g.to_dense(7) if isinstance(g, nf.RowGrad) else g), got[name]
+        b = b.to_dense(7) if isinstance(b, nf.RowGrad) else b
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13, err_msg=name)

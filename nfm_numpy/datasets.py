@@ -263,7 +263,7 @@ SYNTHETIC_FIELDS = (200, 800, 7, 7, 2, 3, 2, 9, 40, 100)
 
 
 def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FIELDS, k_teacher=8,
-              noise=0.1, higher_order=0.5, loss="square", seed=0, dtype=np.float32):
+              noise=0.1, higher_order=0.5, loss="square", seed=0, dtype=np.float32, return_teacher=False):
     r"""A built-in dataset, no download: categorical fields and a hidden teacher.
 
     Each row has one value per field (one-hot), drawn with a popularity skew
@@ -278,7 +278,9 @@ def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FI
     0.2, 0.3 and ``higher_order`` x 0.5 of the signal; the best achievable
     RMSE is ``noise`` (the noise floor). For ``loss='log'`` labels are drawn
     from Bernoulli(sigmoid(3 y)) as 0/1.
-    Deterministic for a seed. Returns a ``Split``.
+    Deterministic for a seed. Returns a ``Split``; with ``return_teacher``, also a dict
+    with the teacher's ``V`` (n, k_teacher) and ``pair_scale``: the teacher's pair weight
+    of features i and j in the label is pair_scale <v_i, v_j>.
     """
     rng = np.random.default_rng(seed)
     fields = tuple(int(c) for c in fields)
@@ -316,6 +318,8 @@ def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FI
     parts = [Dataset(idx[a:b], val[a:b].astype(dtype), y[a:b].astype(dtype), n_features, f"synthetic.{r}",
                      np.arange(n_features))
              for r, a, b in zip(("train", "valid", "test"), cuts[:-1], cuts[1:])]
+    if return_teacher:
+        return Split(*parts), {"V": V, "pair_scale": float(np.sqrt(0.3) / pair.std()), "fields": fields}
     return Split(*parts)
 
 

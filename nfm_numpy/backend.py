@@ -64,6 +64,11 @@ def get_xp(*arrays):
     different libraries: mixing a GPU and a CPU array would need a silent copy,
     which this package never makes.
     """
+    for a in arrays:                     # the common case, dozens of times a step: NumPy arrays only
+        if type(a) is not np.ndarray:
+            break
+    else:
+        return np
     xp = None
     for a in arrays:
         if a is None or isinstance(a, (int, float)) and not isinstance(a, np.generic):
@@ -73,7 +78,7 @@ def get_xp(*arrays):
             xp = ns
         elif ns is not xp:
             raise OptionTypeError(f"arrays from different libraries ({xp.__name__} and {ns.__name__}): "
-                            "move them to one device first with nfm_numpy.backend.to_device")
+                                  "move them to one device first with nfm_numpy.backend.to_device")
     return np if xp is None else xp
 
 

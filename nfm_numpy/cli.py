@@ -328,8 +328,9 @@ def add_commands(sub):
     p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
     p.set_defaults(run=run_train, defaults={"layers": [64], "activation": "relu", "pretrain": False})
 
-    for name, helptext in (("evaluate", "metrics of a saved model on a dataset's validation and test parts"),
-                           ("predict", "one prediction per line for a libFM file or a dataset part")):
+    for name, helptext in (("evaluate", "metrics of a saved model on a file (libFM or CSV) or a dataset's part"),
+                           ("predict", "one prediction per line, in the file's row order, for a libFM or CSV file "
+                                       "or a dataset's part")):
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.add_argument("--load", required=True, help="a model saved with train --save")
         add_data_options(p)

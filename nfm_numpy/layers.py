@@ -3,7 +3,7 @@ r"""Layers of FM and NFM, each a pair ``*_forward(...) -> (out, cache)`` and
 in its docstring.
 
 Notation (He & Chua 2017): a row of the batch holds F entries, feature ids
-``idx[b, f]`` with values ``x = val[b, f]`` (``val = 0`` marks padding). ``V``
+``idx[r, f]`` with values ``x = val[r, f]`` (``val = 0`` marks padding). ``V``
 (n, k) holds the embeddings v_i, ``w`` (n,) the linear weights, ``w0`` the
 global bias. B = batch size, F = entries per row, k = embedding size,
 U = number of distinct ids in the batch.
@@ -61,7 +61,7 @@ def batch_mean(x):
 
 # =========================================================== textbook input layers
 def embedding_forward(idx, val, V):
-    r"""Scaled embedding lookup: E[b, f] = x_{bf} v_{idx[b, f]}.
+    r"""Scaled embedding lookup: E[r, f] = x_{rf} v_{idx[r, f]}.
 
     Parameters
     ----------
@@ -84,10 +84,10 @@ def embedding_forward(idx, val, V):
 def embedding_backward(dE, cache):
     r"""Backward of the scaled lookup.
 
-    E_{bf} = x_{bf} v_{i}  with i = idx[b, f], so
+    E_{rf} = x_{rf} v_{i}  with i = idx[r, f], so
 
-    * dL/dx_{bf} = dE_{bf} . v_i
-    * dL/dv_i = sum over every (b, f) with idx[b, f] = i of x_{bf} dE_{bf}.
+    * dL/dx_{rf} = dE_{rf} . v_i
+    * dL/dv_i = sum over every (r, f) with idx[r, f] = i of x_{rf} dE_{rf}.
 
     The second sum runs over *every* occurrence of id i, in the same row or in
     other rows: a fancy ``dV[idx] += g`` keeps only one of them (NumPy buffers
@@ -110,7 +110,7 @@ def embedding_backward(dE, cache):
 
 
 def linear_forward(idx, val, w0, w):
-    r"""FM's linear part: y_b = w0 + sum_f x_{bf} w_{idx[b, f]}.
+    r"""FM's linear part: y_r = w0 + sum_f x_{rf} w_{idx[r, f]}.
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ def linear_forward(idx, val, w0, w):
 
 
 def linear_backward(dy, cache):
-    r"""dL/dw0 = sum_b dy_b;  dL/dx_{bf} = dy_b w_i;  dL/dw_i = sum_{(b,f): idx=i} dy_b x_{bf}.
+    r"""dL/dw0 = sum_r dy_r;  dL/dx_{rf} = dy_r w_i;  dL/dw_i = sum_{(r,f): idx=i} dy_r x_{rf}.
 
     Returns ``(dval (B, F), dw0 (), dw RowGrad)``; dw is a scatter-add for the
     same reason as in ``embedding_backward``.
@@ -240,7 +240,7 @@ def sparse_linear_forward(sx, w0, w):
 
 
 def sparse_linear_backward(dy, cache, need_dval=False):
-    """dw0 = sum dy;  dw_u = X^T dy;  dx_{bf} = dy_b w_{idx[b,f]} (only if ``need_dval``).
+    """dw0 = sum dy;  dw_u = X^T dy;  dx_{rf} = dy_r w_{idx[r,f]} (only if ``need_dval``).
 
     Returns ``(dval or None, dw0, dw RowGrad)``.
     """
@@ -271,7 +271,7 @@ def sparse_bi_interaction_forward(sx, V):
 
 
 def sparse_bi_interaction_backward(df, cache, need_dval=False):
-    r"""The textbook dv_i = sum_{(b,f): idx=i} x_{bf} df_b (s_b - x_{bf} v_i), summed per id:
+    r"""The textbook dv_i = sum_{(r,f): idx=i} x_{rf} df_r (s_r - x_{rf} v_i), summed per id:
 
     .. math::
         dV_u = X^T (df \odot s) - V_u \odot (X_2^T df)
@@ -292,7 +292,7 @@ def sparse_bi_interaction_backward(df, cache, need_dval=False):
     if need_dval:
         Bn, F = sx.inv.shape
         Vg = xp.reshape(xp.take(Vu, xp.reshape(sx.inv, (-1,)), axis=0), (Bn, F, Vu.shape[1]))  # (B, F, k)
-        # d f / d x_{bf} = v_i * (s - x v_i), contracted with df over k
+        # d f / d x_{rf} = v_i * (s - x v_i), contracted with df over k
         dval = xp.sum(df[:, None, :] * Vg * (s[:, None, :] - sx.val[:, :, None] * Vg), axis=2)
     return dval, RowGrad(sx.uniq, dVu)
 
@@ -306,7 +306,7 @@ def affine_forward(x, W, b):
 
 
 def affine_backward(da, cache):
-    """dx = da W^T (B, D);  dW = x^T da (D, M);  db = sum_b da (M,)."""
+    """dx = da W^T (B, D);  dW = x^T da (D, M);  db = sum_r da (M,)."""
     x, W = cache
     return da @ W.T, x.T @ da, batch_sum(da)
 
@@ -414,15 +414,15 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, train=True, dec
 def batchnorm_backward(dy, cache):
     r"""Backward of batch normalisation (training mode: mu and var depend on x).
 
-    With N = batch size, dgamma = sum_b dy xhat and dbeta = sum_b dy:
+    With B = batch size (rows r), dgamma = sum_r dy xhat and dbeta = sum_r dy:
 
-    dL/dx = gamma rstd ( dy - (dbeta + xhat dgamma) / N )
+    dL/dx = gamma rstd ( dy - (dbeta + xhat dgamma) / B )
 
-    Derivation: let g = dL/dxhat = dy gamma and xhat_b = (x_b - mu) rstd. Then
-    dL/dvar = sum_b g_b (x_b - mu) (-1/2) rstd^3,
-    dL/dmu = -rstd sum_b g_b (the var term vanishes: sum_b (x_b - mu) = 0),
-    dL/dx_b = g_b rstd + dL/dvar 2 (x_b - mu)/N + dL/dmu / N
-            = rstd / N ( N g_b - sum g - xhat_b sum (g xhat) ),
+    Derivation: let g = dL/dxhat = dy gamma and xhat_r = (x_r - mu) rstd. Then
+    dL/dvar = sum_r g_r (x_r - mu) (-1/2) rstd^3,
+    dL/dmu = -rstd sum_r g_r (the var term vanishes: sum_r (x_r - mu) = 0),
+    dL/dx_r = g_r rstd + dL/dvar 2 (x_r - mu)/B + dL/dmu / B
+            = rstd / B ( B g_r - sum g - xhat_r sum (g xhat) ),
     and sum g = gamma dbeta, sum (g xhat) = gamma dgamma give the line above
     (the two sums the parameter gradients need anyway are reused).
     In evaluation mode mu and var are constants: dL/dx = gamma rstd dy.
@@ -431,14 +431,14 @@ def batchnorm_backward(dy, cache):
     Returns (dx (B, D), dgamma (D,), dbeta (D,)).
     """
     xc, rstd, gamma, train = cache
-    dgamma = batch_sum(dy * xc) * rstd                           # (D,)   sum_b dy xhat
+    dgamma = batch_sum(dy * xc) * rstd                           # (D,)   sum_r dy xhat
     dbeta = batch_sum(dy)                                        # (D,)
     scale = gamma * rstd                                         # (D,)
     dx = dy * scale                                              # (B, D)
     if train:
-        c = scale * (1.0 / dy.shape[0])                          # (D,)   gamma rstd / N
-        dx -= xc * (c * rstd * dgamma)                           # - gamma rstd xhat dgamma / N
-        dx -= c * dbeta                                          # - gamma rstd dbeta / N
+        c = scale * (1.0 / dy.shape[0])                          # (D,)   gamma rstd / B
+        dx -= xc * (c * rstd * dgamma)                           # - gamma rstd xhat dgamma / B
+        dx -= c * dbeta                                          # - gamma rstd dbeta / B
     return dx, dgamma, dbeta
 
 

@@ -1,13 +1,13 @@
 r"""FM and NFM, wired from ``layers`` (no math of their own).
 
 .. math::
-    \hat y(x) = w_0 + \sum_i w_i x_i + h^T z_L, \qquad
+    \hat y(x) = w_0 + \sum_i w_i x_i + z_L h, \qquad
     z_0 = \mathrm{dropout}(\mathrm{BN}(f_{BI}(V_x))), \qquad
-    z_l = \mathrm{dropout}(\sigma(\mathrm{BN}(W_l z_{l-1} + b_l)))
+    z_l = \mathrm{dropout}(\phi(\mathrm{BN}(z_{l-1} W_l + b_l)))
 
 in the order of the original code (BN, then activation, then dropout). FM is
 the case with no hidden layers and h fixed to ones: its output is
-sum_k z_0,k (``layers.fm_second_order_forward``).
+sum_c z_{0,c} over the k coordinates (``layers.fm_second_order_forward``).
 
 Parameters live in ``model.params`` (name -> array), named after the paper:
 ``w0`` (), ``w`` (n,), ``V`` (n, k), ``W1`` (k, d1), ``b1`` (d1,), ..., ``h``

@@ -111,6 +111,7 @@ def main():
     ap.add_argument("--frappe", type=Path, default=DEFAULT_FRAPPE)
     ap.add_argument("--only", default=None, help="one scan: k, batch, n_x or rows")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--replot", type=Path, default=None, help="redraw the figure from a scaling.json")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, default=64, help=argparse.SUPPRESS)
@@ -118,6 +119,9 @@ def main():
     a = ap.parse_args()
     if a.child:
         return child(a)
+    if a.replot:
+        plot(json.loads(a.replot.read_text()), a.out / "scaling.png")
+        return 0
     results = {}
     for name, scan in SCANS.items():
         if a.only and name != a.only:
@@ -168,8 +172,10 @@ def plot(results, path):
             if any(ts):
                 s = res["slopes"][side]["upper half"]
                 ax.loglog(xs, ts, marker, label=f"{side} (slope {s:.2f})")
-        ax.set_xlabel(res["label"])
-        ax.set_ylabel("seconds per epoch")
+        ax.set_xticks(xs, [f"{x:,}" if x < 10_000 else f"{x // 1000}k" for x in xs], fontsize=7)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(res["label"] + " (log scale)")
+        ax.set_ylabel("seconds per epoch (log scale)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

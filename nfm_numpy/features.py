@@ -455,6 +455,8 @@ class Encoder:
                             counts[v] += k
                 else:
                     counts = dict(zip(texts.tolist(), per_text.tolist()))
+                # a table taken from a larger one shares its list of texts: keep only those these rows hold
+                counts = {v: c for v, c in counts.items() if c > 0}
                 kept = [(v, c) for v, c in counts.items() if c >= self.min_count]
                 kept.sort(key=lambda vc: (-vc[1], vc[0]))                      # most frequent first
                 f.vocab = np.array([v for v, _ in kept], dtype=str) if kept else np.zeros(0, dtype=str)

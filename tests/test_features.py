@@ -85,6 +85,20 @@ def test_vocabulary_is_most_frequent_first_and_rare_values_share_the_oov_id(tmp_
     assert row_features(enc, idx, val, 3)["user"] == {"<oov>": 1.0}
 
 
+def test_counts_of_an_encoder_fitted_on_rows_taken_from_a_larger_table(tmp_path):
+    t = movies(tmp_path)
+    for name in ("user", "movie", "genres"):
+        t.codes(name)                     # factorised once on the whole table (add_negatives does this), then
+    part = t.take(np.arange(4))           # shared by the tables taken from it: the first four rows
+    enc = encoder(min_count=2).fit(part)
+    user, genres = enc.fields[0], enc.fields[2]
+    assert user.counts == {"values": 3, "rare": 2} and user.vocab.tolist() == ["u1"]   # u1 x2, u2 x1, u3 x1
+    assert genres.counts["values"] == 4                  # Action, Comedy, Drama and the empty cell, a value too
+    # a value only in rows the encoder did not see is neither a value nor a rare one
+    full = encoder(min_count=1).fit(t.take(np.arange(3)))                 # u3 and m3 are not in these rows
+    assert full.fields[0].counts == {"values": 2, "rare": 0} and "2 values, 0 rare" in str(full)
+
+
 def test_unseen_values_oov_ignore_or_error(tmp_path):
     enc = encoder().fit(movies(tmp_path))
     new = Fe.read_csv(write(tmp_path, "new.csv",

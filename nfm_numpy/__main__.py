@@ -11,9 +11,16 @@ def _stop(signum, frame):
 signal.signal(signal.SIGTERM, _stop)            # until cli.main takes over: a SIGTERM while starting is an interrupt
 try:
     from .cli import main
-except KeyboardInterrupt as e:
-    print(f"interrupted ({e or 'SIGINT'}) while starting; nothing was done", file=sys.stderr)
-    sys.exit(130)
+except BaseException as e:                      # an interrupt, maybe wrapped by the import it cut short
+    stop = e
+    while stop is not None and not isinstance(stop, KeyboardInterrupt):
+        stop = stop.__cause__ or stop.__context__
+    if stop is None or os.environ.get("NFM_NUMPY_DEBUG") == "1":
+        raise
+    print(f"interrupted ({stop or 'SIGINT'}) while starting; nothing was done", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)                               # see below: CPython may still hold the Ctrl-C flag
 
 code = main()
 if code == 130:

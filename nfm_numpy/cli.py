@@ -609,6 +609,19 @@ def _message(e):
     return str(e).replace("\n", " ") or type(e).__name__
 
 
+def _interrupt_in(e):
+    """The KeyboardInterrupt behind ``e``, if any. A Ctrl-C that lands inside an import can reach us
+    wrapped (Python 3.11 re-raises an error in a class's ``__set_name__`` as a RuntimeError whose
+    cause is the interrupt), and it is still an interrupt, not a bug."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 _PHASE = ["starting"]            # what the command is doing, for the message of an interrupt
 
 
@@ -649,6 +662,10 @@ def main(argv=None):
     except Exception as e:
         if debug:
             raise
+        stop = _interrupt_in(e)
+        if stop is not None:
+            print(f"interrupted ({str(stop) or 'SIGINT'}) while {_PHASE[0]}", file=sys.stderr)
+            return 130
         if isinstance(e, OSError) and e.filename is None and e.errno in (errno.ENOSPC, errno.EBADF, errno.EIO):
             print(f"error: could not write the output ({e.strerror})", file=sys.stderr)
             return 1

@@ -634,6 +634,23 @@ def test_predict_to_a_closed_stdout(tmp):
     assert r.returncode == 1 and "standard output is closed" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_an_interrupt_wrapped_by_an_import_is_still_an_interrupt(monkeypatch, capsys):
+    """Python 3.11 re-raises a Ctrl-C that lands in a class's __set_name__ (during an import) as a
+    RuntimeError caused by it: exit 130 with the interrupt line, not 'internal error'."""
+    from nfm_numpy import datasets
+
+    def cut_short(*a, **kw):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from e
+
+    monkeypatch.setattr(datasets, "load", cut_short)
+    assert cli.main(["train", "--epochs", "1"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted (SIGINT) while") and "internal error" not in err
+
+
 def test_interrupt_while_starting_or_reading(tmp):
     """Ctrl-C while NumPy loads, or while the data is read: one line, status 130."""
     for delay in (0.1, 0.5):

@@ -36,6 +36,9 @@ RESULTS = HERE / "results" / "gpu"
 FRAPPE = ROOT.parent / "shared" / "data" / "frappe"
 
 
+RESULT = "RESULT "                 # marks the child's one line of JSON
+
+
 def sh(cmd, timeout=600):
     t = time.perf_counter()
     try:
@@ -69,7 +72,7 @@ def train_child(backend, batch, epochs):
     h = T.fit(model, split, batch_size=batch, epochs=epochs, early_stop=False, log=None, progress=False)
     secs = h.column("seconds")
     rows = (len(split.train) // batch) * batch
-    print(json.dumps({"data": split.train.name, "median_epoch_s": statistics.median(secs[1:] or secs),
+    print(RESULT + json.dumps({"data": split.train.name, "median_epoch_s": statistics.median(secs[1:] or secs),
                       "samples_per_s": rows / statistics.median(secs[1:] or secs), "test_rmse": h.epochs[-1]["test"]}))
 
 
@@ -107,9 +110,11 @@ def main():
     for batch in (128, 4096):
         for backend in ("numpy", "cupy"):
             code, out, secs = sh([sys.executable, __file__, "--child", backend, str(batch), "3"], timeout=900)
+            # the child's result line, wherever a warning on stderr put it in the output
+            line = next((s for s in reversed(out.splitlines()) if s.startswith(RESULT)), "")
             try:
-                runs[(backend, batch)] = json.loads(out.strip().splitlines()[-1])
-            except (ValueError, IndexError):
+                runs[(backend, batch)] = json.loads(line[len(RESULT):])
+            except ValueError:
                 runs[(backend, batch)] = None
                 log.append((f"train {backend} batch {batch}", code, secs, out))
             r = runs[(backend, batch)]

@@ -48,26 +48,18 @@ SCANS = {
 
 
 def generated(kind, value, directory):
-    """A split for the n_x or rows scans, written as libFM files (ours and the peer read them)."""
-    from nfm_numpy.data import Dataset, Split
+    """Write the train, validation and test libFM files of one point of the n_x or rows scans (ours
+    and the peer read them): multi-hot rows of ids from 20,000 features, or 10 one-hot fields."""
     rng = np.random.default_rng(0)
-
-    def part(n):
-        if kind == "n_x":
-            idx = rng.integers(0, 20_000, (n, value))
-            nf_ = 20_000
-        else:
-            idx = np.stack([rng.integers(0, c, n) for c in FIELDS], axis=1) + np.cumsum((0,) + FIELDS[:-1])
-            nf_ = sum(FIELDS)
-        return Dataset(idx, np.ones(idx.shape, np.float32), rng.choice(np.array([-1.0, 1.0], np.float32), n), nf_)
-
     n = 40_000 if kind == "n_x" else value
-    split = Split(part(n), part(2000), part(2000))
-    for role, ds in zip(("train", "validation", "test"), split):
-        ids, labels = ds.idx.astype(str), np.where(ds.y > 0, "1", "-1")
+    for role, rows in (("train", n), ("validation", 2000), ("test", 2000)):
+        if kind == "n_x":
+            idx = rng.integers(0, 20_000, (rows, value))
+        else:
+            idx = np.stack([rng.integers(0, c, rows) for c in FIELDS], axis=1) + np.cumsum((0,) + FIELDS[:-1])
+        labels = np.where(rng.choice(np.array([-1.0, 1.0], np.float32), rows) > 0, "1", "-1")
         with open(Path(directory, f"scan.{role}.libfm"), "w") as f:
-            f.writelines(f"{y} {' '.join(i + ':1' for i in row)}\n" for y, row in zip(labels, ids.tolist()))
-    return split
+            f.writelines(f"{y} {' '.join(i + ':1' for i in row)}\n" for y, row in zip(labels, idx.astype(str).tolist()))
 
 
 def child(a):

@@ -45,7 +45,6 @@ def _typed(parse, check):
 
 
 _INT = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
-_FLOAT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*\Z|\s*[+-]?(inf|nan)\s*\Z", re.I)
 
 
 def _int(text):
@@ -57,7 +56,7 @@ def _int(text):
 
 def _float(text):
     """a number"""
-    if not _FLOAT.match(text):
+    if not E.NUMBER.match(text.strip()):      # float() would also take '1_0' and '٤'
         raise ValueError(text)
     return float(text)
 
@@ -341,6 +340,7 @@ def add_commands(sub):
         p.add_argument("--delimiter", default=None, help="of --csv: ',' or tab; default: sniffed")
         p.add_argument("--part", choices=["train", "validation", "test"], default=None,
                        help="with --data-dir or --dataset: which file (default test)")
+        # features.CSV_UNSEEN and datasets.LIBFM_UNSEEN together, written out: --help imports no NumPy
         p.add_argument("--unseen", choices=["oov", "ignore", "error"], default=None,
                        help="values or ids the model never saw: oov (--csv default: the field's out-of-"
                             "vocabulary feature), ignore (libFM default: x = 0; counted on stderr) or error")
@@ -496,12 +496,6 @@ def run_train(a):
 
 
 # -------------------------------------------------------------- evaluate, predict
-def _saved(a):
-    from . import checkpoint
-    model, extra = checkpoint.load(a.load, a.backend)
-    return model, extra
-
-
 def _part(a, model, extra):
     """The data to evaluate or predict, in the saved model's id space (never a map rebuilt from files:
     the same model on the same file gives the same numbers whatever else the folder holds)."""
@@ -559,8 +553,8 @@ def _predictions(model, data):
     """Host predictions for a dataset; non-finite ones (an overflow) are an error, never printed."""
     import numpy as np
 
-    from . import backend as B
-    pred = B.to_numpy(model.predict(data.to(model.xp, model.device, model.config["dtype"]).batch()))
+    from .train import predictions
+    pred = predictions(model, data)
     bad = int((~np.isfinite(pred)).sum())
     if bad:
         raise E.RunFailed(f"{bad} of {pred.size} predictions on {data.name} are not finite (the values of the "
@@ -569,8 +563,8 @@ def _predictions(model, data):
 
 
 def run_evaluate(a):
-    from . import metrics as M
-    model, extra = _saved(a)
+    from . import checkpoint, metrics as M
+    model, extra = checkpoint.load(a.load, a.backend)
     data = _part(a, model, extra)
     pred, loss = _predictions(model, data), model.config["loss"]
     for name, value in M.evaluate(loss, data.y, pred, model.label_range if loss == "square" else None).items():
@@ -581,7 +575,9 @@ def run_evaluate(a):
 
 def run_predict(a):
     import numpy as np
-    model, extra = _saved(a)
+
+    from . import checkpoint
+    model, extra = checkpoint.load(a.load, a.backend)
     pred = _predictions(model, _part(a, model, extra))
     if sys.stdout is None or sys.stdout.closed:
         raise E.RunFailed("standard output is closed: nowhere to write the predictions")

@@ -30,8 +30,7 @@ class Batch(NamedTuple):
 
 
 def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
-    """Raise ``DataError`` / ``OptionTypeError`` naming the problem; return the id bound
-    (max id + 1, at least 1) that a model's table must reach.
+    """Raise ``DataError`` / ``OptionTypeError`` naming the problem; return nothing.
 
     Checks: 2-D integer ids; values of the same shape and a floating dtype;
     ids in [0, n_features); values, labels and weights finite; labels and
@@ -48,7 +47,6 @@ def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
         raise OptionTypeError(f"{where}: val must be floating point (float32 or float64), got dtype {val.dtype}")
     if idx.shape[0] == 0:
         raise DataError(f"{where}: empty batch (no rows)")
-    bound = 1
     if idx.shape[1] > 0:
         lo, hi = int(xp.min(idx)), int(xp.max(idx))
         if lo < 0:
@@ -56,7 +54,6 @@ def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
         if n_features is not None and hi >= n_features:
             raise DataError(f"{where}: feature id {hi} out of range for a model of {n_features} features "
                             f"(ids must be in [0, {n_features}))")
-        bound = hi + 1
     if not bool(xp.all(xp.isfinite(val))):
         raise DataError(f"{where}: val holds NaN or inf")
     for name, a in (("y", y), ("weight", weight)):
@@ -71,7 +68,6 @@ def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
             raise DataError(f"{where}: {'labels' if name == 'y' else name} hold NaN or inf")
     if weight is not None and bool(xp.any(weight < 0)):
         raise DataError(f"{where}: weights must be >= 0")
-    return bound
 
 
 def _as_array(a, name, dtype=None):
@@ -236,6 +232,10 @@ class Dataset:
         xp = B.get_xp(self.idx)
         return Batch(xp.take(self.idx, rows, axis=0), xp.take(self.val, rows, axis=0),
                      xp.take(self.y, rows, axis=0), None if w is None else xp.take(w, rows, axis=0))
+
+    def take(self, rows):
+        """The rows ``rows`` (an index array on the dataset's backend) as a Dataset, unchecked again."""
+        return self._like(*self.batch(rows))
 
     def subset(self, n):
         """The first ``n`` rows (a view), for quick runs."""

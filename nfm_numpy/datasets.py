@@ -97,7 +97,7 @@ def labels_for(y, loss, where="labels", lines=None):
     return binary_labels(y, where, lines)
 
 
-UNSEEN = ("ignore", "error")
+LIBFM_UNSEEN = ("ignore", "error")
 
 
 def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"):
@@ -108,8 +108,8 @@ def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"
     or is dropped from its row (``unseen='ignore'``: x = 0, as if absent).
     Returns ``(dataset, n_ignored)``, the number of entries dropped.
     """
-    if unseen not in UNSEEN:
-        raise OptionError(f"unseen must be one of {', '.join(UNSEEN)}; got {unseen!r}")
+    if unseen not in LIBFM_UNSEEN:
+        raise OptionError(f"unseen must be one of {', '.join(LIBFM_UNSEEN)}; got {unseen!r}")
     f = read_libfm(path)
     dense, known = to_model_ids(f.ids, np.asarray(raw_ids))
     val = f.val.copy()

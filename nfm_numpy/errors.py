@@ -24,6 +24,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
+
+# a number as text, the way libFM files and options are written: decimal with an optional exponent,
+# or inf / infinity / nan (what float() reads, without its underscores and non-ASCII digits)
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z|[+-]?(inf|infinity|nan)\Z", re.I)
 
 
 class InputError(ValueError):

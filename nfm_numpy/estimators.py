@@ -42,7 +42,7 @@ import scipy.sparse as sp
 from . import optim
 from .data import Dataset, Split, from_csr
 from .model import FM, NFM
-from .train import fit as fit_model
+from .train import fit as fit_model, predictions
 
 
 class _Base(BaseEstimator):
@@ -87,7 +87,7 @@ class _Base(BaseEstimator):
             if n - n_valid < batch:
                 batch = max(1, n - n_valid)
             perm = np.random.default_rng(self.model_.config["seed"]).permutation(n)
-            train, valid = _rows_of(data, perm[n_valid:]), _rows_of(data, perm[:n_valid])
+            train, valid = data.take(perm[n_valid:]), data.take(perm[:n_valid])
             target = Split(train, valid, valid)
         else:
             target = data
@@ -103,18 +103,12 @@ class _Base(BaseEstimator):
 
     def _scores(self, X):
         check_is_fitted(self, "model_")
-        data = self._rows(X)
-        return np.asarray(self.model_.scores(data.batch()), dtype=np.float64)
+        return predictions(self.model_, self._rows(X), scores=True).astype(np.float64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _rows_of(data, rows):
-    return Dataset(data.idx[rows], data.val[rows], data.y[rows], data.n_features, data.name,
-                   weight=None if data.weight is None else data.weight[rows])
 
 
 _PARAMS_DOC = """

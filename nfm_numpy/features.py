@@ -47,7 +47,7 @@ from .errors import DataError, OptionError
 
 KINDS = ("categorical", "numeric", "buckets", "multi")
 MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
-UNSEEN = ("oov", "ignore", "error")
+CSV_UNSEEN = ("oov", "ignore", "error")
 
 
 # ====================================================================== tables
@@ -502,7 +502,7 @@ class Encoder:
         """
         self._need_fit()
         table = as_table(data)
-        E.choice(unseen, "unseen", UNSEEN)
+        E.choice(unseen, "unseen", CSV_UNSEEN)
         if len(table) == 0:
             raise DataError(f"{table.source}: no rows")
         n = len(table)

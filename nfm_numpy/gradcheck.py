@@ -301,6 +301,8 @@ def float32_report(model64, batch, seed, h, threshold):
     from .model import build
 
     m = build(dict(model64.config, dtype="float32"))
+    m.params = {n: np.asarray(B.to_numpy(a), dtype=np.float32) for n, a in model64.params.items()}   # copies
+    m.state = {n: np.asarray(B.to_numpy(a), dtype=np.float32) for n, a in model64.state.items()}
     b = Batch(batch.idx, batch.val.astype(np.float32), batch.y.astype(np.float32))
     _, grads = m.loss(b, rng=B.Random(seed, np), input_grad=False)
     report = Report(threshold=threshold, zero_floor=1e-3)

@@ -19,15 +19,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import DataError
+from .errors import NUMBER, DataError
 
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[ord(" "), ord("\t"), ord("\r"), ord("\n"), ord("\v"), ord("\f")]] = True
-_DIGIT = np.zeros(256, dtype=bool)
-_DIGIT[ord("0"):ord("9") + 1] = True
 _ID = re.compile(r"[0-9]+\Z")
-# what np.fromstring reads as a number: decimal, with an optional exponent, or inf / nan
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z|[+-]?(inf|infinity|nan)\Z", re.I)
 _SPACE = re.compile(r"[ \t\n\r\v\f]+")            # the whitespace of the fast path (not Unicode's)
 ID_MAX = 2**63 - 1
 
@@ -59,7 +55,7 @@ def _check_token(where, tok):
         raise LibFMError(f"{where}: feature id {fid!r} in {tok!r} is {what} (ids are written as digits 0-9)")
     if int(fid) > ID_MAX:
         raise LibFMError(f"{where}: feature id {fid} in {tok!r} does not fit in 64 bits (max {ID_MAX})")
-    if not _NUMBER.match(v):
+    if not NUMBER.match(v):
         raise LibFMError(f"{where}: value {v!r} in {tok!r} is not a number")
     if not np.isfinite(float(v)):
         raise LibFMError(f"{where}: value in {tok!r} is not finite")
@@ -72,7 +68,7 @@ def _slow_find_error(path, text):
         if not tokens:
             continue
         where = f"{path}, line {number}"
-        if not _NUMBER.match(tokens[0]):
+        if not NUMBER.match(tokens[0]):
             raise LibFMError(f"{where}: label {tokens[0]!r} is not a number")
         if not np.isfinite(float(tokens[0])):
             raise LibFMError(f"{where}: label {tokens[0]!r} is not finite")

@@ -267,19 +267,26 @@ class NFM:
     def scores(self, batch, chunk=16384):
         """Evaluation-mode model output (BN running averages, no dropout), in chunks."""
         batch = _as_batch(batch)
-        n = batch.idx.shape[0]
+        idx, val, _, _ = self._prepare(Batch(batch.idx, batch.val), need_y=False)
+        return self._scores(idx, val, chunk)
+
+    def _scores(self, idx, val, chunk=16384):
+        """``scores`` without the checks, for arrays already validated and in the model's dtype
+        (``train.predictions`` scores whole Datasets, which were validated when built)."""
+        n = idx.shape[0]
         outs = []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)        # the Array API leaves out-of-bounds slice ends undefined
-            part = Batch(batch.idx[i:j, ...], batch.val[i:j, ...])
-            idx, val, _, _ = self._prepare(part, need_y=False)
-            outs.append(self.forward(idx, val, train=False)[0])
+            outs.append(self.forward(idx[i:j, ...], val[i:j, ...], train=False)[0])
         return outs[0] if len(outs) == 1 else self.xp.concat(outs) if hasattr(self.xp, "concat") \
             else self.xp.concatenate(outs)
 
     def predict(self, batch, chunk=16384):
         """Predictions: yhat for the square loss, probabilities sigmoid(yhat) for the log loss."""
-        s = self.scores(batch, chunk)
+        return self._link(self.scores(batch, chunk))
+
+    def _link(self, s):
+        """Scores to predictions: as they are for the square loss, sigmoid(s) for the log loss."""
         return s if self.config["loss"] == "square" else 0.5 * (1.0 + self.xp.tanh(0.5 * s))
 
     # ---------------------------------------------------------------- summary

@@ -74,10 +74,27 @@ def evaluate(model, data, chunk=16384):
     the label range; a model without one is not clipped. (Clipping to the range of the
     labels being scored would give RMSE 0 to any file whose labels are all equal.)
     """
-    pred = B.to_numpy(model.predict(data.batch(), chunk))
+    pred = predictions(model, data, chunk)
     y = B.to_numpy(data.y)
     loss = model.config["loss"]
     return M.evaluate(loss, y, pred, model.label_range if loss == "square" else None)
+
+
+def predictions(model, data, chunk=16384, scores=False):
+    """Host predictions of ``model`` for every row of the Dataset ``data``: yhat for the square
+    loss, probabilities for the log loss, or with ``scores`` the raw outputs (logits).
+
+    ``data`` may be on the host while the model is on a device: it is moved first. A Dataset was
+    validated when it was built, so only its id range is checked against the model here, not
+    every value again (``fit`` scores its validation and test sets this way every epoch).
+    """
+    n = model.config["n_features"]
+    if data.n_features > n:
+        raise E.DataError(f"{data.name}: its ids span {data.n_features} features, the model has {n}")
+    if B.get_xp(data.idx) is not model.xp:
+        data = data.to(model.xp, model.device)
+    s = model._scores(data.idx, B.astype(data.val, model.dtype), chunk)
+    return B.to_numpy(s if scores else model._link(s))
 
 
 def _copy(d):
@@ -171,10 +188,6 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     batch_size = E.integer(batch_size, "batch_size", 1)
     epochs = E.integer(epochs, "epochs", 1)
     patience = E.integer(patience, "patience", 1)
-    has_valid = not isinstance(split, Dataset)
-    early_stop = has_valid if early_stop is None else E.flag(early_stop, "early_stop")
-    if early_stop and not has_valid:
-        raise E.OptionError("early_stop needs a validation set: pass a Split (train, valid, test)")
     eval_train = E.flag(eval_train, "eval_train")
     seed = model.config["seed"] + 2 if seed is None else E.integer(seed, "seed", 0)
     if isinstance(optimizer, str):
@@ -189,12 +202,19 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     if history_path is not None:
         check_output(history_path, "history")
     parts = _prepare_split(model, split, log)
+    has_valid = len(parts) == 3
+    early_stop = has_valid if early_stop is None else E.flag(early_stop, "early_stop")
+    if early_stop and not has_valid:
+        raise E.OptionError("early_stop needs a validation set: pass a Split (train, valid, test)")
+    same_test = has_valid and split[2] is split[1]       # e.g. the estimators' held-out rows: score them once
     if model.config["loss"] == "square":
         y = B.to_numpy(parts[0].y)
         model.label_range = (float(y.min()), float(y.max()))      # predictions are clipped to it when scored
     xp, dev = model.xp, model.device
     dtype = np.dtype(model.config["dtype"])
     train, valid, test = [d.to(xp, dev, dtype) for d in parts] + [None] * (3 - len(parts))
+    if same_test:
+        test = valid
     loss_name = model.config["loss"]
     hist = History("rmse" if loss_name == "square" else "logloss")
     rng = np.random.default_rng(seed)
@@ -213,10 +233,10 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                 # cheaper than three small gathers per step
                 perm = B.to_device(rng.permutation(N)[: steps * Bsz], xp, dev)      # (steps * B,)
                 shuffled = train.batch(perm)
+                w = shuffled.weight
                 total, overflow = 0.0, None
                 for step in _bar(range(steps), progress, f"epoch {epoch}"):
                     i = step * Bsz
-                    w = shuffled.weight
                     try:
                         loss, grads = model._loss_and_grads(
                             shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
@@ -252,7 +272,8 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                         hist.outcome, hist.stopped = "interrupted", f"{stop.requested} after epoch {epoch}"
                         break
                     continue
-                v, t = evaluate(model, valid), evaluate(model, test)
+                v = evaluate(model, valid)
+                t = v if test is valid else evaluate(model, test)
                 rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v["auc"], test_auc=t["auc"])
                 if not math.isfinite(rec["valid"]):
                     hist.outcome = "diverged"

@@ -35,3 +35,19 @@ def test_gradcheck_command_rejects_bad_options():
     assert r.returncode == 2 and "--activation: invalid choice: 'swish'" in r.stderr
     r = run("--batch-norm", "yes")
     assert r.returncode == 2 and "expected 0 or 1" in r.stderr
+
+
+def test_the_float32_report_checks_a_copy_of_the_given_weights():
+    """With h = 0 every gradient behind the prediction layer is exactly 0 in the model handed in;
+    a report on a fresh model of the same configuration would not see that."""
+    import numpy as np
+
+    import nfm_numpy as nf
+    from nfm_numpy import gradcheck as G
+
+    model = nf.NFM(20, k=3, layers=[4], keep_prob=[1.0, 1.0], activation="tanh", dtype="float64", seed=0)
+    model.params["h"] = np.zeros_like(model.params["h"])
+    report = G.float32_report(model, G.random_problem(n_features=20, n_rows=6, entries=4, seed=1), 0, 1e-2, 1e-2)
+    zero = {r.name: r.zero for r in report.rows}
+    assert zero["W1"] and zero["V"] and not zero["h"]
+    assert not model.params["h"].any() and model.params["V"].dtype == np.float64      # the model is untouched

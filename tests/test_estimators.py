@@ -120,3 +120,15 @@ def test_early_stopping_keeps_the_best_epoch():
     est = FMRegressor(k=4, epochs=200, early_stopping=True, validation_fraction=0.2, random_state=0).fit(Xo, y)
     h = est.history_
     assert h.outcome in ("early_stop", "max_epochs") and h.best["valid"] == min(h.column("valid"))
+
+
+def test_an_estimator_on_another_backend_predicts_as_on_numpy():
+    """Host X is moved to the model's backend to predict (the array-API strict namespace stands in
+    for a GPU array library here)."""
+    strict = pytest.importorskip("array_api_strict")
+    X, y = one_hot_problem(n=200)
+    Xo = OneHotEncoder().fit_transform(X)
+    kw = dict(k=4, epochs=3, dtype="float64", random_state=0)
+    host = FMRegressor(**kw).fit(Xo, y)
+    other = FMRegressor(backend=strict, **kw).fit(Xo, y)
+    np.testing.assert_allclose(other.predict(Xo), host.predict(Xo), rtol=1e-9, atol=1e-12)

@@ -176,3 +176,29 @@ def test_cli_bad_input_is_reported():
     assert r.returncode == 2 and "--keep-prob needs 2 values" in r.stderr
     r = cli("evaluate", "--load", "/nonexistent/m.npz")
     assert r.returncode == 2 and "No such file" in r.stderr
+
+
+def test_one_dataset_in_a_tuple_is_training_without_validation(small):
+    """(train,) is a split without validation, like a bare Dataset: early stopping is refused."""
+    model = nf.NFM(small.train.n_features, k=4, layers=[4])
+    with pytest.raises(nf.errors.OptionError, match="early_stop needs a validation set"):
+        T.fit(model, (small.train,), epochs=1, early_stop=True, log=None)
+    assert T.fit(model, (small.train,), epochs=1, log=None).outcome == "max_epochs"
+
+
+def test_a_test_set_that_is_the_validation_set_is_scored_once(small, monkeypatch):
+    calls = []
+    evaluate = T.evaluate
+    monkeypatch.setattr(T, "evaluate", lambda model, data, *a: calls.append(data) or evaluate(model, data, *a))
+    h = T.fit(nf.NFM(small.train.n_features, k=4, layers=[4]), D.Split(small.train, small.valid, small.valid),
+              epochs=2, early_stop=False, log=None)
+    assert len(calls) == 2 and [e["test"] for e in h.epochs] == [e["valid"] for e in h.epochs]
+
+
+def test_predictions_move_host_data_to_the_models_backend(small):
+    strict = pytest.importorskip("array_api_strict")
+    model = nf.NFM(small.train.n_features, k=4, layers=[4], dtype="float64", seed=3)
+    dev = nf.NFM(small.train.n_features, k=4, layers=[4], dtype="float64", seed=3,
+                 backend=strict, device=strict.Device("device1"))
+    np.testing.assert_allclose(T.predictions(dev, small.test), T.predictions(model, small.test), rtol=1e-12)
+    np.testing.assert_allclose(T.predictions(model, small.test), model.predict(small.test.batch()), rtol=1e-6)

@@ -228,13 +228,31 @@ def names(text):
 
 
 def numeric_columns(text):
-    """'price,rating:8' -> {'price': 0, 'rating': 8} (0: standardised; N: N quantile buckets)."""
-    out = {}
+    """'price,rating:8' -> [('price', 0), ('rating', 8)] (0: standardised; N: N quantile buckets)."""
+    out = []
     for item in names(text):
         name, _, buckets = item.partition(":")
         check = _typed(_int, lambda v, name=name: E.integer(v, f"buckets of {name!r}", 2))
-        out[name] = check(buckets) if buckets else 0
+        out.append((name, check(buckets) if buckets else 0))
     return out
+
+
+def by_column(pairs, option):
+    """(column, value) pairs of a repeatable option as a dict; one column with two values is an error."""
+    out = {}
+    for name, value in pairs or ():
+        if out.get(name, value) != value:
+            raise E.OptionError(f"{option}: column {name!r} given twice, as {out[name]!r} and {value!r}")
+        out[name] = value
+    return out
+
+
+def delimiter(text):
+    """a single character, or 'tab'"""
+    text = "\t" if text in ("tab", "\\t") else text
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character such as ',' or ';', or tab, got {text!r}")
+    return text
 
 
 def multi_column(text):
@@ -256,18 +274,21 @@ def add_csv_options(p):
     g = p.add_argument_group("your own data (a CSV or tab-separated file with a header row)")
     g.add_argument("--csv", default=None, help="the file; one example a row")
     g.add_argument("--label", default=None, help="the label column (required with --csv)")
-    g.add_argument("--categorical", type=names, default=None,
+    # the column options may be repeated: each adds its columns (--ignore a --ignore b = --ignore a,b)
+    g.add_argument("--categorical", type=names, action="extend", default=None,
                    help="categorical columns C1,C2 (default: every column not named by another option)")
-    g.add_argument("--numeric", type=numeric_columns, default=None,
+    g.add_argument("--numeric", type=numeric_columns, action="extend", default=None,
                    help="numeric columns C3,C4:8: standardised, or (':8') in 8 quantile buckets")
     g.add_argument("--multi-valued", type=multi_column, action="append", default=None, metavar="COL:SEP",
                    help="a multi-valued column and its separator, e.g. genres:'|' (may be repeated)")
-    g.add_argument("--ignore", type=names, default=None, help="columns to leave out, e.g. cnt")
+    g.add_argument("--ignore", type=names, action="extend", default=None, help="columns to leave out, e.g. cnt")
     g.add_argument("--min-count", type=count(), default=None,
                    help="values seen fewer times in training go to the field's OOV feature (default 1)")
-    g.add_argument("--missing", type=lambda t: t.split(","), default=None,
-                   help="texts that mean 'no value' in numeric columns (default: '',NA,N/A,NaN,nan,null,NULL,None)")
-    g.add_argument("--delimiter", default=None, help="',' or tab; default: sniffed from the header")
+    g.add_argument("--missing", type=lambda t: t.split(","), action="extend", default=None,
+                   help="more texts that mean 'no value' in numeric columns, besides '',NA,N/A,NaN,nan,null,"
+                        "NULL,None")
+    g.add_argument("--delimiter", type=delimiter, default=None,
+                   help="one character, or tab; default: sniffed from the header")
     g.add_argument("--negatives", type=count(), default=None,
                    help="implicit feedback: every row is a positive; add N negatives per row (same user and "
                         "context, an item the user never used), as the NFM authors built Frappe")
@@ -337,7 +358,8 @@ def add_commands(sub):
         p.add_argument("--csv", default=None,
                        help="a CSV file with the training columns (for a model trained with --csv)"
                             + ("; the label column may be absent" if name == "predict" else ""))
-        p.add_argument("--delimiter", default=None, help="of --csv: ',' or tab; default: sniffed")
+        p.add_argument("--delimiter", type=delimiter, default=None,
+                       help="of --csv: one character, or tab; default: sniffed")
         p.add_argument("--part", choices=["train", "validation", "test"], default=None,
                        help="with --data-dir or --dataset: which file (default test)")
         # features.CSV_UNSEEN and datasets.LIBFM_UNSEEN together, written out: --help imports no NumPy
@@ -374,9 +396,9 @@ def load_data(a, loss, progress=True):
     if getattr(a, "csv", None):
         from .features import MISSING, load_csv_split
         split, a.encoder, notes = load_csv_split(
-            a.csv, a.label, a.categorical, a.numeric or {}, dict(a.multi_valued or []), a.ignore or [],
-            a.min_count or 1,
-            a.missing or MISSING, a.delimiter, a.negatives or 0, a.user_col, a.item_col,
+            a.csv, a.label, a.categorical, by_column(a.numeric, "--numeric"),
+            by_column(a.multi_valued, "--multi-valued"), a.ignore or [], a.min_count or 1,
+            MISSING + tuple(a.missing or ()), a.delimiter, a.negatives or 0, a.user_col, a.item_col,
             a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed)
         print(a.encoder)
         for note in notes:
@@ -487,12 +509,17 @@ def run_train(a):
     print(f"{hist.stopped}; best validation epoch {hist.best_epoch} of {len(hist.epochs)} "
           f"(median epoch {statistics.median(hist.column('seconds')):.2f} s)")
     if a.loss == "square":
-        print(f"test auc: {best['test_auc']:.4f}")
-        print(f"test rmse: {best['test']:.4f}")
+        print(f"test auc: {_metric(best['test_auc'])}")
+        print(f"test rmse: {_metric(best['test'])}")
     else:
-        print(f"test logloss: {best['test']:.4f}")
-        print(f"test auc: {best['test_auc']:.4f}")
+        print(f"test logloss: {_metric(best['test'])}")
+        print(f"test auc: {_metric(best['test_auc'])}")
     return 0
+
+
+def _metric(value):
+    """A metric as printed; AUC is undefined (NaN) when the labels hold one class."""
+    return f"{value:.4f}" if value == value else "undefined (the labels hold one class)"
 
 
 # -------------------------------------------------------------- evaluate, predict
@@ -568,8 +595,7 @@ def run_evaluate(a):
     data = _part(a, model, extra)
     pred, loss = _predictions(model, data), model.config["loss"]
     for name, value in M.evaluate(loss, data.y, pred, model.label_range if loss == "square" else None).items():
-        shown = f"{value:.4f}" if value == value else "undefined (the labels hold one class)"
-        print(f"{data.name if (a.file or a.csv) else a.part or 'test'} {name}: {shown}")
+        print(f"{data.name if (a.file or a.csv) else a.part or 'test'} {name}: {_metric(value)}")
     return 0
 
 

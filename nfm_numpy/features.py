@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import errors as E
-from .data import Dataset, Split, binary_labels
+from .data import Dataset, Split, binary_labels, fits
 from .errors import DataError, OptionError
 
 KINDS = ("categorical", "numeric", "buckets", "multi")
@@ -149,6 +149,8 @@ def read_csv(path, delimiter=None, encoding="utf-8-sig"):
     and for an empty file, a header alone, or text that is not UTF-8.
     """
     path = str(path)
+    if delimiter is not None and not (isinstance(delimiter, str) and len(delimiter) == 1):
+        raise OptionError(f"delimiter must be one character such as ',' or '\\t', got {delimiter!r}")
     try:
         with open(path, encoding=encoding, newline="") as f:
             header_line = f.readline()
@@ -250,6 +252,8 @@ def add_negatives(table, user, item, n=2, label="label", positive=1.0, negative=
     """
     table = as_table(table)
     n = E.integer(n, "negatives", 1)
+    if user == item:
+        raise OptionError(f"the user and item columns must differ, got {user!r} for both")
     if label in table:
         raise OptionError(f"{table.source}: already has a column {label!r}; the negatives make the label")
     user_code, user_names = table.codes(user)
@@ -336,13 +340,15 @@ def _numbers(table, name, missing):
         text = _text(a)
         blank = np.isin(text, list(missing))
         text = np.where(blank, "nan", text)
+        cells = text.tolist()
+        joined = "\n".join(cells)                       # float() also reads '1_000' and non-ASCII digits
         try:
+            if "_" in joined or not joined.isascii():
+                raise ValueError(joined)
             x = text.astype(np.float64)
         except ValueError:
-            for i, v in enumerate(text.tolist()):
-                try:
-                    float(v)
-                except ValueError:
+            for i, v in enumerate(cells):
+                if not E.NUMBER.match(v.strip()):
                     how = f"; missing values are written as one of {', '.join(map(repr, missing))}" if missing \
                         else ""
                     raise DataError(f"{table.where(i, name)}: {v!r} is not a number (a numeric column{how})") \
@@ -415,6 +421,10 @@ class Encoder:
             raise OptionError(f"column {dupes[0]!r} is given two kinds")
         if label is not None and label in named:
             raise OptionError(f"the label column {label!r} cannot also be a feature")
+        both = [c for c in self.ignore if c in named or c == label]
+        if both:
+            raise OptionError(f"column {both[0]!r} is both ignored and " +
+                              ("the label" if both[0] == label else "given a kind"))
         self.fields = None
 
     # ---------------------------------------------------------------- fitting
@@ -475,7 +485,10 @@ class Encoder:
                                         f"standardise (up to {big:g}); rescale them, or use buckets ({name}:8)")
                     f.sd = f.sd if f.sd > 0 else 1.0
                 else:
-                    q = np.linspace(0, 1, self.numeric[name] + 1)[1:-1]
+                    # no more buckets than distinct values (quantiles of a few values differ only by
+                    # rounding, and would each make a feature of their own)
+                    n_buckets = min(self.numeric[name], np.unique(seen).size)
+                    q = np.linspace(0, 1, n_buckets + 1)[1:-1]
                     f.edges = np.unique(np.quantile(seen, q))
                 f.counts = {"missing": int(np.isnan(x).sum())}
             offset += f.size
@@ -641,6 +654,17 @@ def _cell_values(cell, sep):
 
 
 # ====================================================================== whole splits
+def _numeric_cell(enc, table, row, dtype):
+    """'file, line N, column C' of the numeric cell of ``row`` whose standardised value overflows ``dtype``
+    (only a standardised number can: every other x is at most 1)."""
+    big = np.finfo(dtype).max
+    for f in enc.fields:
+        if f.kind == "numeric" and abs((_numbers(table.take(np.array([row])), f.name, enc.missing)[0] - f.mean)
+                                       / f.sd) > big:
+            return table.where(row, f.name)
+    return table.where(row)  # pragma: no cover - only numeric fields can overflow
+
+
 def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True):
     idx, val, y, n_unseen = enc.transform(table, unseen)
     if y is None:
@@ -650,6 +674,7 @@ def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True):
     note = ""
     if loss == "log" and need_y:
         y, note = binary_labels(y, table.source, table.lines)
+    fits(val, dtype, "the standardised value", lambda i: _numeric_cell(enc, table, i // idx.shape[1], dtype))
     ds = Dataset(idx, val.astype(dtype), y.astype(dtype), enc.n_features, name)
     ds.label_map = note
     return ds, n_unseen

@@ -125,6 +125,19 @@ def test_quantile_buckets(tmp_path):
     assert np.bincount(enc.transform({"x": x})[0][:, 0], minlength=5)[1:].tolist() == [250] * 4
 
 
+def test_never_more_buckets_than_distinct_values():
+    enc = Fe.Encoder(numeric={"x": 10**20}).fit({"x": np.repeat([1.0, 2.0, 3.0], 10)})
+    assert enc.fields[0].edges.size <= 2 and enc.n_features <= 4               # OOV + at most 3 buckets
+
+
+def test_a_standardised_value_too_large_for_float32_is_named_by_line_and_column(tmp_path):
+    enc = Fe.Encoder(numeric=["age"], label="y").fit(Fe.read_csv(write(tmp_path, "t.csv", "age,y\n20,1\n40,0\n")))
+    with pytest.raises(DataError, match=r"p\.csv, line 3, column 'age': the standardised value .* is too large "
+                                        r"for float32"):
+        Fe.read_csv_dataset(write(tmp_path, "p.csv", "age,y\n30,1\n1e300,0\n"), enc)
+    assert len(Fe.read_csv_dataset(write(tmp_path, "q.csv", "age,y\n1e300,0\n"), enc, dtype=np.float64)[0]) == 1
+
+
 def test_round_trip_through_a_checkpoint(tmp_path):
     t = movies(tmp_path)
     enc = encoder().fit(t)
@@ -200,6 +213,11 @@ def test_text_in_a_numeric_column_names_file_line_and_column(tmp_path):
     t = Fe.read_csv(write(tmp_path, "n.csv", "a,price\nx,1.5\ny,NA\nz,cheap\n"))
     with pytest.raises(DataError, match=r"n\.csv, line 4, column 'price': 'cheap' is not a number"):
         Fe.Encoder(numeric=["price"]).fit(t)
+    # what float() would take but a number column should not: underscores, non-ASCII digits
+    for cell in ("1_000", "\uff11\uff12", "\u0661"):
+        u = Fe.read_csv(write(tmp_path, "u.csv", f"a,price\nx,1.5\ny,{cell}\n"))
+        with pytest.raises(DataError, match=r"u\.csv, line 3, column 'price': .* is not a number"):
+            Fe.Encoder(numeric=["price"]).fit(u)
     enc = Fe.Encoder(numeric=["price"], missing=("NA", "cheap")).fit(t)     # or say it means "missing"
     assert enc.fields[1].counts["missing"] == 2
 
@@ -220,6 +238,22 @@ def test_bad_encoder_options():
         Fe.Encoder(categorical=["zz"]).fit({"a": np.array(["x"])})
     with pytest.raises(nf.errors.InputError, match="not fitted"):
         Fe.Encoder().transform({"a": np.array(["x"])})
+    with pytest.raises(OptionError, match="'a' is both ignored and given a kind"):
+        Fe.Encoder(categorical=["a"], ignore=["a"])
+    with pytest.raises(OptionError, match="'y' is both ignored and the label"):
+        Fe.Encoder(label="y", ignore=["y"])
+    with pytest.raises(OptionError, match="delimiter must be one character"):
+        Fe.read_csv("any.csv", delimiter=",,")
+    with pytest.raises(OptionError, match="user and item columns must differ"):
+        Fe.add_negatives({"u": np.array(["a", "b"]), "i": np.array(["x", "y"])}, "u", "u")
+
+
+def test_repeated_column_options_add_up(tmp_path, capsys):
+    d = write(tmp_path, "r.csv", "a,b,c,y\n" + "".join(f"a{i % 3},b{i % 2},c{i % 4},{i % 2}\n" for i in range(40)))
+    assert cli.main(["train", "--csv", str(d), "--label", "y", "--ignore", "a", "--ignore", "b", "--epochs", "1",
+                     "--missing", "?", "--progress", "0", "--batch-size", "8"]) == 0
+    fields = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "categorical" in line]
+    assert fields == ["c"]
 
 
 # ------------------------------------------------------------------ negatives and splits
@@ -328,6 +362,12 @@ def test_csv_train_predict_evaluate(tmp_path, capsys):
     (["--csv", "{d}", "--label", "y", "--multi-valued", "x"], r"expected COLUMN:SEPARATOR"),
     (["--csv", "{d}", "--label", "y", "--negatives", "1"], r"--negatives needs --user-col and --item-col"),
     (["--csv", "{d}", "--label", "y", "--split", "0.7,0.2,0.2"], r"sum to 1"),
+    (["--csv", "{d}", "--label", "y", "--ignore", "x", "--ignore", "y"], r"column 'y' is both ignored and the label"),
+    (["--csv", "{d}", "--label", "y", "--categorical", "x", "--ignore", "x"], r"'x' is both ignored and given a kind"),
+    (["--csv", "{d}", "--label", "y", "--numeric", "x", "--numeric", "x:4"], r"--numeric: column 'x' given twice"),
+    (["--csv", "{d}", "--label", "y", "--multi-valued", "x:|", "--multi-valued", "x:;"],
+     r"--multi-valued: column 'x' given twice, as '\|' and ';'"),
+    (["--csv", "{d}", "--label", "y", "--delimiter", ",,"], r"argument --delimiter: expected one character"),
 ])
 def test_csv_options_are_checked(tmp_path, capsys, argv, pattern):
     import re

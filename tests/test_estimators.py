@@ -21,13 +21,40 @@ EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": STOCHASTIC,
     "check_sample_weight_equivalence_on_sparse_data": STOCHASTIC,
 }
+# NFM's hidden layers multiply a batch by W in float32 (the estimators' default dtype): OpenBLAS's sgemm
+# rounds a row differently by its position in the block (measured: 1 ulp, 2.4e-7 on values near 3), and
+# scikit-learn compares the permuted predictions at rtol 1e-7, below float32's resolution. The property
+# itself is tested below at the right tolerance for each dtype (test_predictions_do_not_depend_on_row_order).
+FLOAT32_GEMM = ("float32 matrix products round a row by its position in the block (1 ulp); "
+                "see test_predictions_do_not_depend_on_row_order")
+
+
+def expected_failures(est):
+    if isinstance(est, (NFMRegressor, NFMClassifier)) and est.dtype == "float32":
+        return {**EXPECTED_FAILURES, "check_methods_sample_order_invariance": FLOAT32_GEMM}
+    return EXPECTED_FAILURES
 
 
 @parametrize_with_checks([FMRegressor(random_state=0), FMClassifier(random_state=0),
                           NFMRegressor(random_state=0), NFMClassifier(random_state=0)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILURES)
+                         expected_failed_checks=expected_failures)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-6)])
+@pytest.mark.parametrize("cls", [NFMRegressor, NFMClassifier])
+def test_predictions_do_not_depend_on_row_order(cls, dtype, rtol):
+    """A row's prediction is its own: permuting the rows permutes the predictions, to the dtype's
+    rounding (float32 within a few ulps, see FLOAT32_GEMM; float64 to 1e-12)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 6))
+    y = X[:, 0] * X[:, 1] > 0 if cls is NFMClassifier else X[:, 0] * X[:, 1]
+    est = cls(k=4, layers=(16,), epochs=3, dtype=dtype, random_state=0).fit(X, y)
+    method = "decision_function" if cls is NFMClassifier else "predict"
+    perm = rng.permutation(len(X))
+    a, b = getattr(est, method)(X)[perm], getattr(est, method)(X[perm])
+    np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
 
 
 def one_hot_problem(n=600, seed=0, classify=False):

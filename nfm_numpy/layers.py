@@ -21,10 +21,18 @@ Two forms of the input layers live here and are tested to agree:
 Gradients of the embedding tables ``w`` and ``V`` are ``RowGrad(rows, values)``:
 the table's gradient is zero except at the (unique, sorted) ``rows``. Use
 ``RowGrad.to_dense(n)`` to see the full-size gradient.
+
+**Padding touches nothing.** ``rows`` lists the ids the batch *touches*: those
+with at least one entry x != 0. Padding shares id 0 with a real feature (id 0
+with x = 0), so a batch where id 0 only pads must not list row 0: an optimiser
+with memory (momentum, Adam) or the L2 term on the touched rows would move
+v_0 and w_0 on a batch that never used them (``touched``).
 """
 from __future__ import annotations
 
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from . import backend as B
 from .errors import OptionError
@@ -33,7 +41,8 @@ from .errors import OptionError
 class RowGrad(NamedTuple):
     """Gradient of an (n, ...) table that is zero except at ``rows``.
 
-    rows : (U,) int, unique and sorted.  values : (U, ...) gradient of those rows.
+    rows : (U,) int, unique and sorted: the rows the batch touches (padding excluded).
+    values : (U, ...) gradient of those rows.
     """
 
     rows: Any
@@ -57,6 +66,41 @@ def batch_sum(x):
 def batch_mean(x):
     """Mean over the batch axis, (B, D) -> (D,): the product (ones(B) / B) @ x (see ``batch_sum``)."""
     return B.ones_vector(x.shape[0], like=x, scale=1.0 / x.shape[0]) @ x
+
+
+def touched(uniq, inv, val):
+    """Which of the ids ``uniq`` (U,) the batch touches: those with at least one entry x != 0.
+
+    ``inv`` (B, F) places each entry among ``uniq``; ``val`` (B, F) holds the values x.
+    An id whose every entry is 0 (padding: id 0, x = 0) has a zero gradient, but an
+    optimiser with memory would still move its row (momentum by its velocity, Adam by its
+    first moment) and the L2 term would pull it to 0: so it is left out of ``RowGrad.rows``.
+
+    Returns what selects the touched places of a (U, ...) array: ``slice(None)`` (all,
+    the common case: no padding, or id 0 is also real), ``slice(1, None)`` (only uniq[0],
+    the padding id 0, is left out: views, no copy), or an index array.
+    """
+    xp = B.get_xp(val)
+    keep = val != 0                                              # (B, F) the entries that are not padding
+    if B.is_numpy(xp):
+        if keep.all():                                           # no padding in this batch: every id is used
+            return slice(None)
+        hit = np.zeros(uniq.shape[0], dtype=bool)                # (U,)
+        hit[inv[keep]] = True
+        if hit[1:].all():
+            return slice(None) if hit[0] else slice(1, None)
+        return np.flatnonzero(hit)
+    # other backends (no indexed assignment): count each id's entries with x != 0 by a product
+    counts = B.BatchMatrix(inv, B.astype(keep, val.dtype), uniq.shape[0]).T @ B.ones((inv.shape[0],), like=val)
+    return xp.nonzero(counts > 0)[0]
+
+
+def touched_grad(uniq, values, where):
+    """``RowGrad`` of the touched ids only (``where`` from ``touched``)."""
+    if isinstance(where, slice):
+        return RowGrad(uniq[where], values[where])               # views
+    xp = B.get_xp(values)
+    return RowGrad(xp.take(uniq, where, axis=0), xp.take(values, where, axis=0))
 
 
 # =========================================================== textbook input layers
@@ -97,7 +141,7 @@ def embedding_backward(dE, cache):
     Returns
     -------
     dval : (B, F)
-    dV : RowGrad over the unique ids of the batch, values (U, k)
+    dV : RowGrad over the ids the batch touches (``touched``: padding excluded), values (U, k)
     """
     xp = B.get_xp(dE)
     idx, val, Vg = cache
@@ -106,7 +150,7 @@ def embedding_backward(dE, cache):
     uniq, inv = B.unique_inverse(idx)                                     # (U,), (B, F)
     scatter = B.BatchMatrix(xp.reshape(inv, (-1, 1)), B.ones((Bn * F, 1), like=val), uniq.shape[0])
     dVu = scatter.T @ xp.reshape(val[:, :, None] * dE, (Bn * F, k))      # (U, k)
-    return dval, RowGrad(uniq, dVu)
+    return dval, touched_grad(uniq, dVu, touched(uniq, inv, val))       # padding touches nothing
 
 
 def linear_forward(idx, val, w0, w):
@@ -140,7 +184,7 @@ def linear_backward(dy, cache):
     uniq, inv = B.unique_inverse(idx)
     X = B.BatchMatrix(inv, val, uniq.shape[0])                               # (B, U)
     dwu = X.T @ dy                                                           # (U,)
-    return dval, dw0, RowGrad(uniq, dwu)
+    return dval, dw0, touched_grad(uniq, dwu, touched(uniq, inv, val))
 
 
 def bi_interaction_forward(E):
@@ -200,9 +244,12 @@ def fm_second_order_backward(dy, cache):
 class SparseInput(NamedTuple):
     """One batch in the sparse form (built once per batch by ``sparse_input``).
 
-    uniq : (U,) ids the batch touches;  inv : (B, F) position of each entry in uniq
+    uniq : (U,) ids of the batch's entries, padding's id 0 included;  inv : (B, F) position of each entry in uniq
     X : BatchMatrix (B, U) of the values x;  X2 : BatchMatrix (B, U) of x^2
     val : (B, F) the values (kept for the gradient with respect to x)
+    touched : the places in uniq of the ids with an entry x != 0 (``touched``): the rows
+        the gradients name. The forward pass uses all of uniq (a padding entry adds 0),
+        so the numbers are those of the plain form; only the list of updated rows shrinks.
     """
 
     uniq: Any
@@ -210,6 +257,7 @@ class SparseInput(NamedTuple):
     X: Any
     X2: Any
     val: Any
+    touched: Any = slice(None)
 
 
 def sparse_input(idx, val, n=None):
@@ -229,7 +277,7 @@ def sparse_input(idx, val, n=None):
     # matrix (and one transpose) less per batch. Checked on NumPy only, where it is
     # cheap; on a GPU the check would cost a device-to-host sync every step.
     same = B.is_numpy(xp) and bool(xp.array_equal(val2, val))
-    return SparseInput(uniq, inv, X, X if same else B.BatchMatrix(inv, val2, U), val)
+    return SparseInput(uniq, inv, X, X if same else B.BatchMatrix(inv, val2, U), val, touched(uniq, inv, val))
 
 
 def sparse_linear_forward(sx, w0, w):
@@ -249,7 +297,7 @@ def sparse_linear_backward(dy, cache, need_dval=False):
     dval = None
     if need_dval:
         dval = dy[:, None] * xp.reshape(xp.take(wu, xp.reshape(sx.inv, (-1,)), axis=0), sx.inv.shape)
-    return dval, xp.sum(dy), RowGrad(sx.uniq, sx.X.T @ dy)
+    return dval, xp.sum(dy), touched_grad(sx.uniq, sx.X.T @ dy, sx.touched)
 
 
 def sparse_bi_interaction_forward(sx, V):
@@ -294,7 +342,7 @@ def sparse_bi_interaction_backward(df, cache, need_dval=False):
         Vg = xp.reshape(xp.take(Vu, xp.reshape(sx.inv, (-1,)), axis=0), (Bn, F, Vu.shape[1]))  # (B, F, k)
         # d f / d x_{rf} = v_i * (s - x v_i), contracted with df over k
         dval = xp.sum(df[:, None, :] * Vg * (s[:, None, :] - sx.val[:, :, None] * Vg), axis=2)
-    return dval, RowGrad(sx.uniq, dVu)
+    return dval, touched_grad(sx.uniq, dVu, sx.touched)
 
 
 # ====================================================================== dense layers

@@ -64,7 +64,7 @@ def test_planted_bug_in_model_is_caught(monkeypatch):
     def planted(df, cache, need_dval=False):                 # drops the -V_u (X2^T df) term
         dval, g = good(df, cache, need_dval)
         sx, Vu, s = cache
-        return dval, L.RowGrad(g.rows, sx.X.T @ (df * s))
+        return dval, L.RowGrad(g.rows, (sx.X.T @ (df * s))[sx.touched])
 
     monkeypatch.setattr(L, "sparse_bi_interaction_backward", planted)
     report = G.check_model(model, batch)
@@ -201,3 +201,75 @@ def test_the_step_through_module_matches_the_model():
         a, b = (g.to_dense(7) if isinstance(g, nf.RowGrad) else g), got[name]
         b = b.to_dense(7) if isinstance(b, nf.RowGrad) else b
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+# ----------------------------------------------------------- padding touches nothing (issue 16, class 15)
+def padded_batches(n_features=30, rows=16, entries=5, count=4, seed=0, id0_real=False):
+    """Batches of rows of 2..entries ids in [1, n) padded with id 0 and value 0; with ``id0_real``
+    every batch also uses id 0 as a real feature (value 1) in its first row."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        idx = rng.integers(1, n_features, (rows, entries))
+        val = rng.uniform(0.5, 1.5, (rows, entries))
+        pad = np.arange(entries)[None, :] >= rng.integers(2, entries, rows)[:, None]
+        idx[pad], val[pad] = 0, 0.0
+        if id0_real:
+            idx[0, 0], val[0, 0] = 0, 1.0
+        out.append((idx, val, rng.standard_normal(rows)))
+    return out
+
+
+def train_steps(backend, optimizer, impl, batches, l2=0.1):
+    """An NFM trained one step per batch; returns its w and V on the host."""
+    from nfm_numpy import optim
+    model = nf.NFM(30, k=4, layers=(4,), keep_prob=(1.0, 1.0), l2=l2, dtype="float64", seed=1, impl=impl,
+                   backend=backend.xp, device=backend.device)
+    opt = optim.make(optimizer, 0.05)
+    for idx, val, y in batches:
+        loss, grads = model.loss(Batch(backend.asarray(idx), backend.asarray(val), backend.asarray(y)))
+        opt.step(model.params, grads)
+    return {n: np.asarray(nf.backend.to_numpy(model.params[n])) for n in ("w", "V")}
+
+
+PADDING_CASES = [(opt, impl, l2) for opt in ("momentum", "adam", "sgd", "adagrad") for impl in ("sparse", "gather")
+                 for l2 in (0.0, 0.1) if opt in ("momentum", "adam") or l2 > 0]
+
+
+@pytest.mark.parametrize("optimizer, impl, l2", PADDING_CASES)
+def test_padding_leaves_row_0_bit_for_bit_unchanged(backend, optimizer, impl, l2):
+    """Id 0 real in the first batch (momentum and Adam then hold state for row 0), then only
+    padding: row 0 of V and w must not move again. Before the fix momentum moved it by its
+    velocity, Adam by its first moment, and the L2 term pulled it towards 0."""
+    real = padded_batches(count=1, id0_real=True, seed=1)
+    after_real = train_steps(backend, optimizer, impl, real, l2)
+    after_pad = train_steps(backend, optimizer, impl, real + padded_batches(count=4), l2)
+    assert after_pad["V"][0].tobytes() == after_real["V"][0].tobytes()
+    assert after_pad["w"][0].tobytes() == after_real["w"][0].tobytes()
+    assert not np.array_equal(after_pad["V"][1:], after_real["V"][1:])        # the other rows trained
+
+
+def test_the_rows_a_batch_names_exclude_padding_and_explicit_zeros():
+    idx = np.array([[3, 5, 0], [5, 7, 0], [9, 2, 0]])
+    val = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])     # 7 and 9 only with x = 0
+    for impl in ("sparse", "gather"):
+        model = nf.NFM(12, k=3, layers=(), keep_prob=(1.0,), batch_norm=False, l2=0.5, dtype="float64", impl=impl)
+        _, grads = model.loss(Batch(idx, val, np.zeros(3)))
+        for name in ("w", "V"):
+            assert grads[name].rows.tolist() == [2, 3, 5], (impl, name)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam", "adagrad"])
+@pytest.mark.parametrize("impl", ["sparse", "gather"])
+def test_where_id_0_is_real_the_results_are_the_old_ones(monkeypatch, optimizer, impl):
+    """Batches that use id 0 for real: the same numbers, bit for bit, as listing every id
+    of the batch (the behaviour before padding was excluded)."""
+    from conftest import Backend
+
+    from nfm_numpy import layers as L
+    batches = padded_batches(count=4, id0_real=True, seed=2)
+    new = train_steps(Backend("numpy", np), optimizer, impl, batches)
+    monkeypatch.setattr(L, "touched", lambda uniq, inv, val: slice(None))
+    old = train_steps(Backend("numpy", np), optimizer, impl, batches)
+    for name in ("w", "V"):
+        assert new[name].tobytes() == old[name].tobytes(), name

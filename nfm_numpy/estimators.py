@@ -24,25 +24,248 @@ Choices a user should know:
 * ``early_stopping`` holds out ``validation_fraction`` of the rows and keeps
   the best epoch's weights, as the command line does; off by default.
 * ``warm_start=True`` continues from the fitted weights and optimiser state.
+  The parameters that shape the model (k, layers, keep_prob, batch_norm,
+  activation, l2, dtype, backend) cannot change between such fits (an error
+  names the one that did); lr applies to the next fit, and another optimizer
+  starts with fresh state.
+
+Errors follow the package's rule (README, "Errors and exit codes"): each
+names the estimator, the argument and, for arrays, the first offending entry
+as Python indexes it (``X[3, 1]``, ``y[5]``, counting from 0).
+Hyper-parameters are checked when ``fit`` runs (scikit-learn's convention:
+``__init__`` only stores them) and raise ``errors.OptionError``; unusable
+X, y or sample_weight raise ``errors.DataError`` (both are ``ValueError``).
+No predict path returns NaN or inf: predictions that are not finite (inputs
+that overflow the model) raise ``errors.RunFailed``, as on the command line.
+A fit that raises leaves the estimator as it was. Training that diverges
+before any epoch finished raises ``errors.RunFailed``; later, the estimator
+keeps the best epoch's weights and says so with a ``ConvergenceWarning``.
 """
 from __future__ import annotations
+
+import copy
+import functools
+import math
+import numbers
+import warnings
 
 import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, check_random_state, validate_data
+    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("nfm_numpy.estimators needs scikit-learn (an optional extra): pip install scikit-learn, "
                       "or pip install 'nfm-numpy[sklearn]'") from e
 
 import scipy.sparse as sp
 
-from . import optim
+from . import backend as B, errors as E, layers as L, optim
 from .data import Dataset, Split, from_csr
-from .model import FM, NFM
-from .train import fit as fit_model, predictions
+from .model import DTYPES, FM, NFM
+from .train import History, fit as fit_model, predictions
+
+# the parameters that shape the fitted model: warm_start cannot change them
+SHAPING = ("k", "layers", "keep_prob", "batch_norm", "activation", "l2", "dtype")
+
+
+def _all_or_nothing(fit):
+    """A fit that raises an error leaves the estimator as it was: its fitted attributes (model_,
+    y_mean_, classes_, n_features_in_, ...) are put back, so it never predicts with a model from
+    one fit and a scale or classes from another, nor with the initial weights of a fit that
+    failed. (An interrupt is not an error: ``train.fit`` keeps the best weights so far.)"""
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        before = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        try:
+            return fit(self, *args, **kwargs)
+        except (E.InputError, E.RunFailed):
+            for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+                delattr(self, k)
+            vars(self).update(before)
+            raise
+    return wrapper
+
+
+def _named(method):
+    """Make the errors of a public method name the estimator ("NFMRegressor: k must be >= 1, got 0"):
+    one wrapper for fit and every predict path, so no message can forget it."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (E.InputError, E.RunFailed) as e:
+            name = type(self).__name__
+            if str(e).startswith(f"{name}:"):
+                raise
+            try:
+                named = type(e)(f"{name}: {e}")
+            except Exception:                      # pragma: no cover - an error class with another signature
+                raise e from None
+            raise named.with_traceback(e.__traceback__) from None
+    return wrapper
+
+
+# ------------------------------------------------------------------ checks of arrays
+def _show(v):
+    """A value as the messages write it; NaN and inf spelled so (scikit-learn's checks look for them)."""
+    return "NaN" if v != v else f"{v:g}"
+
+
+def _first_bad_dense(bad):
+    """The index (tuple) of the first True of a boolean array, in row-major order."""
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+
+
+def _at(name, index):
+    return f"{name}[{', '.join(map(str, index))}]"
+
+
+def _check_values(X, dtype):
+    """X (float64, dense or CSR) must hold finite values that fit the model's ``dtype``.
+
+    Names the first offending entry, X[row, column]. A value too large for float32
+    would become inf when the model reads it (1e200 into float32), so it is refused
+    here, with the way out (rescale X, or dtype='float64').
+    """
+    values = X.data if sp.issparse(X) else X
+    big = np.finfo(dtype).max
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > big)
+    if not bad.any():
+        return
+    if sp.issparse(X):
+        pos = int(np.argmax(bad))
+        row = int(np.searchsorted(X.indptr, pos, side="right")) - 1
+        index, v = (row, int(X.indices[pos])), float(values[pos])
+    else:
+        index = _first_bad_dense(bad)
+        v = float(values[index])
+    if not math.isfinite(v):
+        raise E.DataError(f"{_at('X', index)} is {_show(v)}: X must hold finite numbers (NaN and inf are not "
+                          "values; impute or drop them first)")
+    raise E.DataError(f"{_at('X', index)} = {v:g} is too large for {np.dtype(dtype).name} (max {big:.3g}); "
+                      "rescale X, or use dtype='float64'")
+
+
+def _check_finite(a, name):
+    """A numeric 1-D array (y or sample_weight) must be finite; names the first bad entry."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise E.DataError(f"{name}[{i}] is {_show(float(a[i]))}: {name} must hold finite numbers")
+
+
+def _precheck_y(y):
+    """y's NaN and inf named by position, before scikit-learn's own check (which names none).
+    Only numeric y is looked at here; anything else is scikit-learn's to judge."""
+    if y is None or sp.issparse(y):
+        return
+    try:
+        a = np.asarray(y)
+    except Exception:
+        return
+    if a.ndim == 2 and a.shape[1] == 1:                    # a column vector, which scikit-learn accepts
+        a = a[:, 0]
+    if a.dtype.kind in "fc" and a.ndim == 1:
+        _check_finite(a, "y")
+
+
+def _weights(sample_weight, n, dtype):
+    """``sample_weight`` as a float64 (n,) array, or None; refuses what would train on nonsense.
+
+    Weights must be finite, >= 0, fit the model's ``dtype``, and not all be 0 (a fit
+    that no row counts in learns nothing, and would say nothing). A number is every
+    row's weight, as in scikit-learn.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (str, bytes)):
+        raise E.OptionTypeError(f"sample_weight must be numbers, got {sample_weight!r}")
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise E.OptionTypeError(f"sample_weight must be numbers ({e})") from None
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise E.DataError(f"sample_weight has shape {w.shape}; X has {n} rows, so it must have shape ({n},)")
+    _check_finite(w, "sample_weight")
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise E.DataError(f"sample_weight[{i}] = {w[i]:g} is negative: weights must be >= 0")
+    big = np.finfo(dtype).max
+    if (w > big).any():
+        i = int(np.argmax(w > big))
+        raise E.DataError(f"sample_weight[{i}] = {w[i]:g} is too large for {np.dtype(dtype).name} (max {big:.3g}); "
+                          "rescale the weights (only their ratios matter to the fit)")
+    if not w.any():
+        raise E.DataError(f"every sample_weight is zero (all {n} rows): no row would count in the fit")
+    return w
+
+
+def _finite_on(model, data):
+    """Whether ``model``'s outputs on the Dataset ``data`` are all finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(predictions(model, data, scores=True)).all())
+
+
+# ------------------------------------------------------------------ checks of hyper-parameters
+def _fraction(value, name):
+    """A fraction strictly between 0 and 1 (of the rows held out)."""
+    value = E.real(value, name)
+    if not 0.0 < value < 1.0:
+        raise E.OptionError(f"{name} must be in (0, 1), got {value:g}")
+    return value
+
+
+def _verbose(value):
+    """scikit-learn's verbose: a bool or an int >= 0."""
+    return int(value) if isinstance(value, bool) else E.integer(value, "verbose", 0)
+
+
+def _dtype(value):
+    """'float32' / 'float64', also given as np.float32 or np.dtype('float64')."""
+    try:
+        value = np.dtype(value).name if not isinstance(value, str) else value
+    except TypeError:
+        pass
+    return E.choice(value, "dtype", DTYPES)
+
+
+def _optimizer(value):
+    if isinstance(value, optim.Optimizer):
+        return value
+    if not isinstance(value, str):
+        raise E.OptionTypeError(f"optimizer must be a name ({', '.join(optim.OPTIMIZERS)}) or an "
+                                f"nfm_numpy.optim.Optimizer, got {value!r}")
+    return E.choice(value, "optimizer", optim.OPTIMIZERS)
+
+
+def _random_state(value):
+    try:
+        return check_random_state(value)
+    except ValueError:
+        raise E.OptionTypeError(f"random_state must be None, an int or a numpy RandomState, got {value!r}") from None
+
+
+def _layers_and_keep(est):
+    """(layers, keep_prob) as the model takes them, checked (FM: no layers, one keep probability)."""
+    if est._kind == "fm":
+        keep = est.keep_prob
+        if isinstance(keep, (list, tuple)) and len(keep) == 1:       # as FM takes it: [p] is p
+            keep = keep[0]
+        if not isinstance(keep, numbers.Real):
+            raise E.OptionTypeError(f"keep_prob must be one number in (0, 1] for an FM, got {keep!r}")
+        return [], [E.probability(keep, "keep_prob")]
+    layers = E.int_list(est.layers, "layers", 1)
+    keep = E.float_list(est.keep_prob, "keep_prob", E.probability)
+    if len(keep) != len(layers) + 1:
+        raise E.OptionError(f"keep_prob needs {len(layers) + 1} values (one per hidden layer, the last for the "
+                            f"Bi-Interaction layer), got {len(keep)}: {keep}")
+    return layers, keep
 
 
 class _Base(BaseEstimator):
@@ -51,59 +274,171 @@ class _Base(BaseEstimator):
     _kind = "nfm"
     _loss = "square"
 
-    def _model(self, n_features, seed):
-        common = dict(k=self.k, l2=self.l2, loss=self._loss, dtype=self.dtype, seed=seed, backend=self.backend)
-        if self._kind == "fm":
-            return FM(n_features, keep_prob=self.keep_prob, batch_norm=self.batch_norm, **common)
-        return NFM(n_features, layers=self.layers, keep_prob=self.keep_prob, batch_norm=self.batch_norm,
-                   activation=self.activation, **common)
+    # ------------------------------------------------------------ hyper-parameters
+    def _check_params(self):
+        """Every hyper-parameter, checked and converted; a dict. Runs at the start of each fit."""
+        layers, keep = _layers_and_keep(self)
+        return dict(
+            k=E.integer(self.k, "k", 1), layers=layers, keep_prob=keep,
+            batch_norm=E.flag(self.batch_norm, "batch_norm"),
+            activation=L.check_activation(getattr(self, "activation", "identity")),
+            l2=E.real(self.l2, "l2", 0.0), optimizer=_optimizer(self.optimizer),
+            lr=E.real(self.lr, "lr", 0.0, lo_open=True), batch_size=E.integer(self.batch_size, "batch_size", 1),
+            epochs=E.integer(self.epochs, "epochs", 1), early_stopping=E.flag(self.early_stopping, "early_stopping"),
+            validation_fraction=_fraction(self.validation_fraction, "validation_fraction"),
+            patience=E.integer(self.patience, "patience", 1), dtype=_dtype(self.dtype),
+            random_state=_random_state(self.random_state), warm_start=E.flag(self.warm_start, "warm_start"),
+            verbose=_verbose(self.verbose), backend=B.resolve(self.backend))
 
-    def _rows(self, X, y=None, sample_weight=None, reset=False):
-        """Validated X (and y) as a ``Dataset`` of padded rows (zeros dropped, duplicates summed)."""
-        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=reset, ensure_min_samples=1)
+    def _continues(self, p):
+        """True when this fit continues the fitted model (warm_start); then the parameters that
+        shape the model must be those it was built with: a changed k would otherwise be ignored."""
+        if not (p["warm_start"] and hasattr(self, "model_")):
+            return False
+        c = self.model_.config
+        for key in SHAPING:
+            if p[key] != c[key]:
+                raise E.OptionError(f"warm_start continues the fitted model, built with {key}={c[key]!r}; "
+                                    f"{key} is now {p[key]!r} (set it back, or warm_start=False to fit anew)")
+        if p["backend"] is not self.model_.xp:
+            raise E.OptionError(f"warm_start continues the fitted model, which lives on "
+                                f"{self.model_.xp.__name__}; backend is now {p['backend'].__name__}")
+        return True
+
+    def _model(self, n_features, seed, p):
+        common = dict(k=p["k"], keep_prob=p["keep_prob"], batch_norm=p["batch_norm"], l2=p["l2"], loss=self._loss,
+                      dtype=p["dtype"], seed=seed, backend=p["backend"])
+        if self._kind == "fm":
+            return FM(n_features, **common)
+        return NFM(n_features, layers=p["layers"], activation=p["activation"], **common)
+
+    def _optimizer(self, p, first):
+        """The optimiser: a new one on a first fit (a copy of one given, so that its state is the
+        estimator's, not shared between fits or clones); on a warm start the same one, with the
+        current lr, or a fresh one if another was named."""
+        given = p["optimizer"]
+        if isinstance(given, optim.Optimizer):
+            return copy.deepcopy(given) if first else self.optimizer_
+        if first or type(self.optimizer_) is not type(optim.make(given, p["lr"])):
+            return optim.make(given, p["lr"])
+        self.optimizer_.lr = p["lr"]
+        return self.optimizer_
+
+    # ------------------------------------------------------------ data
+    def _validate(self, X, y="no_validation", reset=False, **kw):
+        """scikit-learn's validation of X (and y): shapes, types, n_features_in_. Its errors become
+        ``DataError`` (``OptionTypeError`` for a wrong type); finiteness is checked by our code,
+        which names the entry (X[3, 1])."""
+        only_X = isinstance(y, str) and y == "no_validation"        # scikit-learn's marker: no y (predict)
+        if not only_X:
+            _precheck_y(y)
+        args = (X,) if only_X else (X, y)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # its quick finiteness test sums y: [1e308, 1e308]
+                out = validate_data(self, *args, accept_sparse="csr", dtype=np.float64, reset=reset,
+                                    ensure_all_finite=False, **kw)
+        except TypeError as e:
+            raise E.OptionTypeError(str(e)) from None
+        except ValueError as e:
+            raise E.DataError(str(e)) from None
+        X = out if only_X else out[0]
+        _check_values(X, np.dtype(self.model_.config["dtype"] if not reset else _dtype(self.dtype)))
+        return out
+
+    def _rows(self, X, y=None, weight=None):
+        """Validated X (float64, dense or CSR) and y as a ``Dataset`` of padded rows (zeros dropped)."""
         if not sp.issparse(X):
             X = sp.csr_array(X)
-        batch = from_csr(X, y, np.dtype(self.dtype),
-                         None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64))
-        labels = batch.y if batch.y is not None else np.zeros(batch.idx.shape[0], dtype=self.dtype)
+        dtype = np.dtype(self.model_.config["dtype"])
+        batch = from_csr(X, y, dtype, weight)
+        labels = batch.y if batch.y is not None else np.zeros(batch.idx.shape[0], dtype=dtype)
         return Dataset(batch.idx, batch.val, labels, max(X.shape[1], 1), "X", weight=batch.weight)
 
-    def _fit(self, X, y, sample_weight):
-        first = not (self.warm_start and hasattr(self, "model_"))
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
-        data = self._rows(X, y, sample_weight, reset=first)
+    # ------------------------------------------------------------ fitting
+    def _fit(self, X, y, weight, p, first):
+        """Train on validated X and y (standardised, or 0/1). Returns self."""
         if first:
-            rs = check_random_state(self.random_state)
-            seed = int(rs.randint(0, 2**31 - 1))
-            self.model_ = self._model(data.n_features, seed)
-            self.optimizer_ = optim.make(self.optimizer, self.lr) if isinstance(self.optimizer, str) \
-                else self.optimizer
+            seed = int(p["random_state"].randint(0, 2**31 - 1))
+            self.model_ = self._model(max(X.shape[1], 1), seed, p)
             self.n_epochs_ = 0
-        n = len(data)
-        batch = min(self.batch_size, n)
-        if self.early_stopping:
-            n_valid = max(1, int(round(self.validation_fraction * n)))
-            if n - n_valid < batch:
-                batch = max(1, n - n_valid)
-            perm = np.random.default_rng(self.model_.config["seed"]).permutation(n)
-            train, valid = data.take(perm[n_valid:]), data.take(perm[:n_valid])
-            target = Split(train, valid, valid)
-        else:
-            target = data
-        hist = fit_model(self.model_, target, optimizer=self.optimizer_, batch_size=batch, epochs=self.epochs,
-                         early_stop=bool(self.early_stopping), patience=self.patience, log=print if self.verbose
-                         else None, seed=self.model_.config["seed"] + 2 + self.n_epochs_)
-        if not hist.best_epoch:
-            from .errors import RunFailed
-            raise RunFailed(f"training failed: {hist.stopped}; try a smaller lr")
-        self.history_ = hist
+        self.optimizer_ = self._optimizer(p, first)
+        data = self._rows(X, y, weight)
+        target, n_train = self._holdout(data, p)
+        hist = fit_model(self.model_, target, optimizer=self.optimizer_, batch_size=min(p["batch_size"], n_train),
+                         epochs=p["epochs"], early_stop=p["early_stopping"], patience=p["patience"], log=None,
+                         seed=self.model_.config["seed"] + 2 + self.n_epochs_)
+        self.history_ = self._in_units(hist)
         self.n_epochs_ += len(hist.epochs)
+        if p["verbose"]:
+            for rec in self.history_.epochs:
+                print(self._epoch_line(rec, rec["epoch"] == hist.best_epoch))
+        if hist.diverged and not hist.best_epoch:
+            raise E.RunFailed(f"training diverged ({hist.stopped}) before any epoch finished; try a smaller lr")
+        if hist.diverged and not _finite_on(self.model_, data):
+            # without a holdout the kept epoch is the last finished one, whose final step may have overflowed
+            raise E.RunFailed(f"training diverged ({hist.stopped}); the weights of epoch {hist.best_epoch}, the "
+                              "last finished, give outputs that are not finite on X; try a smaller lr")
+        if hist.diverged:   # scikit-learn's way for a usable model from a troubled optimisation: a warning
+            warnings.warn(f"{type(self).__name__}: training diverged ({hist.stopped}); the estimator keeps the "
+                          f"weights of epoch {hist.best_epoch}, the best; try a smaller lr", ConvergenceWarning,
+                          stacklevel=5)   # the caller of fit (past the two wrappers)
         return self
 
+    def _holdout(self, data, p):
+        """The training target: all rows, or with early_stopping a Split of training rows and
+        held-out validation rows (at least one of each). Returns (target, training rows)."""
+        n = len(data)
+        if not p["early_stopping"]:
+            return data, n
+        n_valid = max(1, int(round(p["validation_fraction"] * n)))
+        if n - n_valid < 1:
+            raise E.OptionError(f"early_stopping with validation_fraction={p['validation_fraction']:g} holds out "
+                                f"{n_valid} of the {n} rows of X, leaving none to train on; give more rows or a "
+                                "smaller validation_fraction")
+        perm = np.random.default_rng(self.model_.config["seed"]).permutation(n)
+        valid = data.take(perm[:n_valid])
+        return Split(data.take(perm[n_valid:]), valid, valid), n - n_valid
+
+    def _in_units(self, hist):
+        """The History as the user reads it: train (and valid, with early_stopping) per epoch, in y's
+        units for regressors; no test column (the estimators have no test set: it was the holdout again)."""
+        out = History(hist.metric, best_epoch=hist.best_epoch, stopped=hist.stopped, outcome=hist.outcome)
+        scale = self._metric_scale()
+        for rec in hist.epochs:
+            r = {k: v for k, v in rec.items() if k not in ("test", "test_auc")}
+            for key in ("train", "valid"):
+                if key in r:
+                    r[key] = r[key] * scale
+            out.epochs.append(r)
+        return out
+
+    def _metric_scale(self):
+        return 1.0
+
+    def _epoch_line(self, rec, best):
+        """One verbose line: the epoch, the training loss and, with a holdout, the validation metric."""
+        m = self.history_.metric
+        line = f"{type(self).__name__} epoch {rec['epoch']:3d}  train {m} {rec['train']:.6g}"
+        if "valid" in rec:
+            line += f"  validation {m} {rec['valid']:.6g}" + ("  (best: its weights are kept)" if best else "")
+        return line + f"  [{rec['seconds']:.2f} s]"
+
+    # ------------------------------------------------------------ prediction
+    def _output(self, scores):
+        """Model outputs to what ``_scores`` returns (regressors: y's units)."""
+        return scores
+
     def _scores(self, X):
+        """The one prediction path: validated X, the model's outputs, never NaN or inf."""
         check_is_fitted(self, "model_")
-        return predictions(self.model_, self._rows(X), scores=True).astype(np.float64)
+        X = self._validate(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._output(predictions(self.model_, self._rows(X), scores=True).astype(np.float64))
+        bad = ~np.isfinite(out)
+        if bad.any():
+            raise E.RunFailed(f"{int(bad.sum())} of {out.size} predictions are not finite, the first for row "
+                              f"{int(np.argmax(bad))} of X (the values of X overflow this model)")
+        return out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -123,13 +458,22 @@ _PARAMS_DOC = """
     lr : learning rate
     batch_size : rows a step (at most the number of training rows)
     epochs : passes over the data (the cap with ``early_stopping``)
-    early_stopping, validation_fraction, patience : stop when the metric on the held-out
-        rows rose ``patience`` epochs in a row; keep the best epoch's weights
+    early_stopping, validation_fraction, patience : hold out validation_fraction (in (0, 1)) of
+        the rows; stop when the metric on them rose ``patience`` epochs in a row; keep the best
+        epoch's weights
     dtype : 'float32' (speed) or 'float64'
     random_state : int, RandomState or None: initial weights, dropout and shuffling
     warm_start : continue from the fitted weights and optimiser state
-    verbose : print one line per epoch
+    verbose : print one line per epoch: the training loss and, with early_stopping, the
+        validation metric (rmse in y's units for regressors, logloss for classifiers)
     backend : 'numpy' or 'cupy'
+
+    Attributes
+    ----------
+    model_ : the fitted ``FM`` or ``NFM``;  optimizer_ : its optimiser (with its state)
+    history_ : a ``train.History``: per epoch ``train`` and, with early_stopping, ``valid``
+        (regressors: in y's units)
+    n_epochs_ : epochs trained, over all warm-started fits
 """
 
 
@@ -158,21 +502,54 @@ class FMRegressor(_FMParams, RegressorMixin, _Base):
     __doc__ = "Factorization machine for regression (square loss; y standardised for training)." + _PARAMS_DOC
     _kind = "fm"
 
+    @_named
+    @_all_or_nothing
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features), sparse or dense, and y (n_samples,). Returns self."""
-        first = not (self.warm_start and hasattr(self, "y_mean_"))
-        X_checked, y = validate_data(self, X, y, accept_sparse="csr", y_numeric=True, reset=first)
+        p = self._check_params()
+        first = not self._continues(p)
+        X, y = self._validate(X, y, reset=first, y_numeric=True)
+        w = _weights(sample_weight, X.shape[0], p["dtype"])
         y = np.asarray(y, dtype=np.float64)
         if first:
-            w = None if sample_weight is None else _check_sample_weight(sample_weight, X_checked)
-            self.y_mean_ = float(np.average(y, weights=w))
-            sd = float(np.sqrt(np.average((y - self.y_mean_) ** 2, weights=w)))
-            self.y_scale_ = sd if sd > 0 else 1.0
-        return self._fit(X, (y - self.y_mean_) / self.y_scale_, sample_weight)
+            self.y_mean_, self.y_scale_ = _standardisation(y, w)
+        return self._fit(X, self._standardised(y, p["dtype"]), w, p, first)
 
+    def _standardised(self, y, dtype):
+        """(y - y_mean_) / y_scale_, which must fit the model's dtype (it can only fail to when
+        tiny weights make the spread of the counted rows much smaller than that of the others)."""
+        z = (y - self.y_mean_) / self.y_scale_
+        big = np.finfo(dtype).max
+        if (np.abs(z) > big).any():
+            i = int(np.argmax(np.abs(z) > big))
+            raise E.DataError(f"y[{i}] = {y[i]:g} lies {abs(z[i]):.3g} standard deviations from the mean of y, "
+                              f"beyond {np.dtype(dtype).name}; use dtype='float64'")
+        return z
+
+    def _metric_scale(self):
+        return self.y_scale_
+
+    def _output(self, scores):
+        return scores * self.y_scale_ + self.y_mean_
+
+    @_named
     def predict(self, X):
         """Predictions in the units of y, (n_samples,)."""
-        return self._scores(X) * self.y_scale_ + self.y_mean_
+        return self._scores(X)
+
+
+def _standardisation(y, w):
+    """(mean, scale) of y (weighted by ``w``); the scale is the standard deviation, 1 if it is 0.
+    A y whose mean or spread overflows float64 (y = [1e308, -1e308]) cannot be standardised: an
+    error naming its largest value, never y_scale_ = inf and NaN predictions."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(np.average(y, weights=w))
+        sd = float(np.sqrt(np.average((y - mean) ** 2, weights=w)))
+    if not (math.isfinite(mean) and math.isfinite(sd)):
+        i = int(np.argmax(np.abs(y)))
+        raise E.DataError(f"y ranges from {y.min():g} to {y.max():g}: its mean or standard deviation overflows "
+                          f"float64 (the largest is y[{i}] = {y[i]:g}); rescale y (e.g. divide it by 1e300)")
+    return mean, sd if sd > 0 else 1.0
 
 
 class NFMRegressor(_NFMParams, FMRegressor):
@@ -187,35 +564,52 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
     _kind = "fm"
     _loss = "log"
 
+    @_named
+    @_all_or_nothing
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features), sparse or dense, and y (n_samples,) of two classes."""
-        X_checked, y_checked = validate_data(self, X, y, accept_sparse="csr", reset=not (
-            self.warm_start and hasattr(self, "classes_")))
-        check_classification_targets(y_checked)
-        kind = type_of_target(y_checked, input_name="y", raise_unknown=True)
-        classes = np.unique(y_checked)
-        if kind != "binary" or classes.size != 2:
-            raise ValueError(f"Only binary classification is supported. The type of the target is {kind} "
-                             f"({classes.size} class{'es' if classes.size != 1 else ''}: {classes[:5].tolist()}); "
-                             f"{type(self).__name__} needs y with exactly 2 classes")
-        if self.warm_start and hasattr(self, "classes_") and not np.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start: the classes changed from {self.classes_.tolist()} to {classes.tolist()}")
+        p = self._check_params()
+        first = not self._continues(p)
+        X, y = self._validate(X, y, reset=first)
+        w = _weights(sample_weight, X.shape[0], p["dtype"])
+        classes = self._classes(y)
+        if not first and not np.array_equal(classes, self.classes_):
+            raise E.DataError(f"warm_start: the classes changed from {self.classes_.tolist()} to {classes.tolist()}")
         self.classes_ = classes
-        return self._fit(X, (y_checked == classes[1]).astype(np.float64), sample_weight)
+        return self._fit(X, (y == classes[1]).astype(np.float64), w, p, first)
 
+    def _classes(self, y):
+        """The two classes of y, sorted; one class or more than two is an error that says so."""
+        try:
+            check_classification_targets(y)
+        except ValueError as e:
+            raise E.DataError(str(e)) from None
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        classes = np.unique(y)
+        shown = ", ".join(map(str, classes[:5].tolist())) + (", ..." if classes.size > 5 else "")
+        if classes.size == 1:
+            raise E.DataError(f"y holds 1 class ({shown}); a binary classifier needs exactly 2 classes")
+        if kind != "binary" or classes.size != 2:
+            raise E.DataError(f"Only binary classification is supported. The type of the target is {kind} "
+                              f"({classes.size} classes: {shown}); y needs exactly 2 classes")
+        return classes
+
+    @_named
     def decision_function(self, X):
         """The logit of the positive class (classes_[1]), (n_samples,)."""
         return self._scores(X)
 
+    @_named
     def predict_proba(self, X):
         """Probabilities of classes_[0] and classes_[1], (n_samples, 2)."""
-        p = 0.5 * (1.0 + np.tanh(0.5 * self.decision_function(X)))
+        p = 0.5 * (1.0 + np.tanh(0.5 * self._scores(X)))
         return np.column_stack([1.0 - p, p])
 
+    @_named
     def predict(self, X):
         """The predicted class of each row, (n_samples,)."""
-        check_is_fitted(self, "model_")
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self._scores(X) > 0                # first: it checks that the estimator is fitted
+        return self.classes_[positive.astype(int)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -126,22 +126,29 @@ class NFM:
 
     def __getstate__(self):
         """For pickle (scikit-learn sends estimators to worker processes): host copies of the
-        arrays and the backend's name instead of the module."""
+        arrays, the backend's name instead of the module, and where dropout is drawn on the host
+        the generator's state, so that a copy continues training exactly as the original would
+        (a GPU generator restarts from the seed)."""
         state = dict(self.__dict__)
         state["params"] = {n: B.to_numpy(a) for n, a in self.params.items()}
         state["state"] = {n: B.to_numpy(a) for n, a in self.state.items()}
         state["xp"], state["device"] = self.xp.__name__, None
+        gen = self.rng._gen
+        state["rng_state"] = gen.bit_generator.state if isinstance(gen, np.random.Generator) else None
         del state["rng"], state["dtype"]
         return state
 
     def __setstate__(self, state):
         backend = state.pop("xp")
+        rng_state = state.pop("rng_state", None)
         self.__dict__.update(state)
         self.xp = np
         try:
             self.to(backend if backend in ("numpy", "cupy") else "numpy")
         except E.InputError:            # pickled on a GPU, unpickled where there is none
             self.to("numpy")
+        if rng_state is not None and isinstance(self.rng._gen, np.random.Generator):
+            self.rng._gen.bit_generator.state = rng_state
 
     def to(self, backend, device=None):
         """Move parameters and state to ``backend`` ('numpy', 'cupy' or a namespace). Returns self."""
@@ -257,7 +264,7 @@ class NFM:
         loss, dy = loss_forward(self.config["loss"], yhat, y, weight)
         grads = self.backward(dy, caches, need_dval=input_grad)
         lam = self.config["l2"]
-        if lam > 0:  # lambda/2 ||V_u||^2 on the rows this batch touches (uniq, as grads["V"].rows)
+        if lam > 0:  # lambda/2 ||V_u||^2 on the rows this batch touches (grads["V"].rows: padding excluded)
             Vu = self.xp.take(self.params["V"], grads["V"].rows, axis=0)
             reg, dreg = l2_loss(Vu, lam)
             loss = loss + reg

@@ -110,7 +110,7 @@ def test_unseen_values_oov_ignore_or_error(tmp_path):
     idx, val, _, unseen = enc.transform(new, unseen="ignore")
     r = row_features(enc, idx, val, 0)
     assert r["user"] == {} and r["genres"] == {"Action": 0.5}             # x = 0: as if absent
-    with pytest.raises(DataError, match=r"new\.csv, line 2, column 'user': value 'u9' was not seen in training"):
+    with pytest.raises(DataError, match=r"new\.csv, line 2, column 'user': value 'u9' was never seen in training"):
         enc.transform(new, unseen="error")
 
 
@@ -132,8 +132,8 @@ def test_never_more_buckets_than_distinct_values():
 
 def test_a_standardised_value_too_large_for_float32_is_named_by_line_and_column(tmp_path):
     enc = Fe.Encoder(numeric=["age"], label="y").fit(Fe.read_csv(write(tmp_path, "t.csv", "age,y\n20,1\n40,0\n")))
-    with pytest.raises(DataError, match=r"p\.csv, line 3, column 'age': the standardised value .* is too large "
-                                        r"for float32"):
+    with pytest.raises(DataError, match=r"p\.csv, line 3, column 'age': the standardised value .* does not fit "
+                                        r"float32 \(max 3\.4e\+38\); --dtype float64 holds it"):
         Fe.read_csv_dataset(write(tmp_path, "p.csv", "age,y\n30,1\n1e300,0\n"), enc)
     assert len(Fe.read_csv_dataset(write(tmp_path, "q.csv", "age,y\n1e300,0\n"), enc, dtype=np.float64)[0]) == 1
 
@@ -201,8 +201,8 @@ def test_tab_and_comma_are_sniffed_and_quotes_follow_csv_rules(tmp_path):
     ("", r"no header row"),
     ("a,b\n", r"a header row and no data rows"),
     ("a,b\n1,2\n3\n", r"bad\.csv, line 3: 1 fields, but the header has 2"),
-    ("a,a\n1,2\n", r"line 1: the header names column 'a' twice"),
-    ("a,b\n1,\"2\n3,4\n", r"bad\.csv, line 3: unexpected end of data \(an unclosed quote"),
+    ("a,a\n1,2\n", r"line 1, column 2: the header names column 'a' twice"),
+    ("a,b\n1,\"2\n3,4\n", r"bad\.csv, line 2: unexpected end of data \(an unclosed quote"),
 ])
 def test_malformed_csv_is_named_by_file_and_line(tmp_path, text, pattern):
     with pytest.raises(DataError, match=pattern):
@@ -212,13 +212,13 @@ def test_malformed_csv_is_named_by_file_and_line(tmp_path, text, pattern):
 def test_text_in_a_numeric_column_names_file_line_and_column(tmp_path):
     t = Fe.read_csv(write(tmp_path, "n.csv", "a,price\nx,1.5\ny,NA\nz,cheap\n"))
     with pytest.raises(DataError, match=r"n\.csv, line 4, column 'price': 'cheap' is not a number"):
-        Fe.Encoder(numeric=["price"]).fit(t)
+        Fe.Encoder(categorical="a", numeric=["price"]).fit(t)
     # what float() would take but a number column should not: underscores, non-ASCII digits
     for cell in ("1_000", "\uff11\uff12", "\u0661"):
         u = Fe.read_csv(write(tmp_path, "u.csv", f"a,price\nx,1.5\ny,{cell}\n"))
         with pytest.raises(DataError, match=r"u\.csv, line 3, column 'price': .* is not a number"):
-            Fe.Encoder(numeric=["price"]).fit(u)
-    enc = Fe.Encoder(numeric=["price"], missing=("NA", "cheap")).fit(t)     # or say it means "missing"
+            Fe.Encoder(categorical="a", numeric=["price"]).fit(u)
+    enc = Fe.Encoder(categorical="a", numeric=["price"], missing=("NA", "cheap")).fit(t)     # or say it means "missing"
     assert enc.fields[1].counts["missing"] == 2
 
 
@@ -250,7 +250,8 @@ def test_bad_encoder_options():
 
 def test_repeated_column_options_add_up(tmp_path, capsys):
     d = write(tmp_path, "r.csv", "a,b,c,y\n" + "".join(f"a{i % 3},b{i % 2},c{i % 4},{i % 2}\n" for i in range(40)))
-    assert cli.main(["train", "--csv", str(d), "--label", "y", "--ignore", "a", "--ignore", "b", "--epochs", "1",
+    assert cli.main(["train", "--csv", str(d), "--label", "y", "--ignore", "a", "--ignore", "b", "--categorical", "*",
+                     "--epochs", "1",
                      "--missing", "?", "--progress", "0", "--batch-size", "8"]) == 0
     fields = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "categorical" in line]
     assert fields == ["c"]
@@ -325,8 +326,9 @@ def test_csv_train_predict_evaluate(tmp_path, capsys):
         for u, i, t, e in zip(users, items, taste, rng.standard_normal(n))]
     data = write(tmp_path, "shop.csv", "\n".join(lines) + "\n")
     model = tmp_path / "m.npz"
-    code = cli.main(["train", "--csv", str(data), "--label", "label", "--numeric", "price", "--multi-valued",
-                     "tags:|", "--epochs", "5", "--hidden-factor", "8", "--layers", "8", "--batch-size", "32",
+    code = cli.main(["train", "--csv", str(data), "--label", "label", "--categorical", "user,item", "--numeric",
+                     "price", "--multi-valued", "tags:|", "--epochs", "5", "--hidden-factor", "8", "--layers", "8",
+                     "--batch-size", "32",
                      "--save", str(model)])
     out = capsys.readouterr().out
     assert code == 0 and "test rmse:" in out and "multi" in out and "price" in out
@@ -342,7 +344,7 @@ def test_csv_train_predict_evaluate(tmp_path, capsys):
     direct = model_obj.predict(nf.make_batch(idx, val.astype(np.float32)))
     np.testing.assert_allclose(pred, direct, rtol=1e-5)
     assert cli.main(["predict", "--load", str(model), "--csv", str(new), "--unseen", "error"]) == 2
-    assert "line 3, column 'user': value 'u999' was not seen in training" in capsys.readouterr().err
+    assert "line 3, column 'user': value 'u999' was never seen in training" in capsys.readouterr().err
     assert cli.main(["evaluate", "--load", str(model), "--csv", str(data)]) == 0
     assert "shop.csv rmse:" in capsys.readouterr().out
     assert cli.main(["evaluate", "--load", str(model), "--csv", str(new)]) == 2

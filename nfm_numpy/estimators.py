@@ -108,6 +108,13 @@ def _named(method):
     return wrapper
 
 
+def _one_line(message, limit=400):
+    """scikit-learn's message on one line, as every error of the package is: its line breaks
+    become spaces, and an array it prints in full (complex X) is cut at ``limit`` characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 # ------------------------------------------------------------------ checks of arrays
 def _show(v):
     """A value as the messages write it; NaN and inf spelled so (scikit-learn's checks look for them)."""
@@ -171,6 +178,21 @@ def _precheck_y(y):
         a = a[:, 0]
     if a.dtype.kind in "fc" and a.ndim == 1:
         _check_finite(a, "y")
+
+
+def _numbers(y):
+    """A regressor's y as float64; a label that is not a number is named (y[3] = 'high')."""
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    values = np.asarray(y, dtype=object).ravel()
+    for i, v in enumerate(values):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            raise E.DataError(f"y[{i}] = {v!r} is not a number: a regressor needs numeric y") from None
+    raise E.DataError("y must hold numbers")      # pragma: no cover - each value converts but the whole does not
 
 
 def _weights(sample_weight, n, dtype):
@@ -338,9 +360,9 @@ class _Base(BaseEstimator):
                 out = validate_data(self, *args, accept_sparse="csr", dtype=np.float64, reset=reset,
                                     ensure_all_finite=False, **kw)
         except TypeError as e:
-            raise E.OptionTypeError(str(e)) from None
+            raise E.OptionTypeError(_one_line(str(e))) from None
         except ValueError as e:
-            raise E.DataError(str(e)) from None
+            raise E.DataError(_one_line(str(e))) from None
         X = out if only_X else out[0]
         _check_values(X, np.dtype(self.model_.config["dtype"] if not reset else _dtype(self.dtype)))
         return out
@@ -510,7 +532,7 @@ class FMRegressor(_FMParams, RegressorMixin, _Base):
         first = not self._continues(p)
         X, y = self._validate(X, y, reset=first, y_numeric=True)
         w = _weights(sample_weight, X.shape[0], p["dtype"])
-        y = np.asarray(y, dtype=np.float64)
+        y = _numbers(y)
         if first:
             self.y_mean_, self.y_scale_ = _standardisation(y, w)
         return self._fit(X, self._standardised(y, p["dtype"]), w, p, first)
@@ -582,10 +604,12 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
         """The two classes of y, sorted; one class or more than two is an error that says so."""
         try:
             check_classification_targets(y)
+            kind = type_of_target(y, input_name="y", raise_unknown=True)
+            classes = np.unique(y)
+        except TypeError as e:          # labels that cannot be ordered, e.g. strings and None
+            raise E.DataError(f"y's labels cannot be sorted into classes ({e}); give labels of one type") from None
         except ValueError as e:
-            raise E.DataError(str(e)) from None
-        kind = type_of_target(y, input_name="y", raise_unknown=True)
-        classes = np.unique(y)
+            raise E.DataError(_one_line(str(e))) from None
         shown = ", ".join(map(str, classes[:5].tolist())) + (", ..." if classes.size > 5 else "")
         if classes.size == 1:
             raise E.DataError(f"y holds 1 class ({shown}); a binary classifier needs exactly 2 classes")

@@ -8,7 +8,11 @@ def _stop(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-signal.signal(signal.SIGTERM, _stop)            # until cli.main takes over: a SIGTERM while starting is an interrupt
+# Until cli.main takes over, SIGTERM, SIGHUP and SIGQUIT while starting are interrupts, as Ctrl-C is.
+# A signal ignored when we started (nohup's SIGHUP, a background job's SIGINT) stays ignored.
+for _name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+    if hasattr(signal, _name) and signal.getsignal(getattr(signal, _name)) is not signal.SIG_IGN:
+        signal.signal(getattr(signal, _name), _stop)
 try:
     from .cli import main
 except BaseException as e:                      # an interrupt, maybe wrapped by the import it cut short
@@ -17,7 +21,7 @@ except BaseException as e:                      # an interrupt, maybe wrapped by
         stop = stop.__cause__ or stop.__context__
     if stop is None or os.environ.get("NFM_NUMPY_DEBUG") == "1":
         raise
-    print(f"interrupted ({stop or 'SIGINT'}) while starting; nothing was done", file=sys.stderr)
+    print(f"interrupted ({str(stop) or 'SIGINT'}) while starting; nothing was done", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(130)                               # see below: CPython may still hold the Ctrl-C flag

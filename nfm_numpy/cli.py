@@ -101,6 +101,21 @@ def prob_list(text):
     return _typed(_list(_float), check)(text)
 
 
+def path(text):
+    """A file or folder name. An empty name is refused, never read as "no file": ``--csv "$F"`` with an
+    unset variable must not train on the built-in data instead."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"an empty path ({text!r}); is a shell variable unset?")
+    return text
+
+
+def column(text):
+    """A column name (an empty name is refused: it names no column)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"an empty column name ({text!r})")
+    return text.strip()
+
+
 def switch(s):
     if s not in ("0", "1"):
         raise argparse.ArgumentTypeError(f"expected 0 or 1, got {s!r}")
@@ -219,21 +234,30 @@ def add_data_options(p):
     p.add_argument("--dataset", choices=["synthetic", "frappe", "ml-tag"], default=None,
                    help="synthetic (built in, the default), or frappe / ml-tag (downloaded once into the cache, "
                         "$NFM_NUMPY_DATA or ~/.cache/nfm_numpy)")
-    p.add_argument("--data-dir", default=None,
+    p.add_argument("--data-dir", type=path, default=None,
                    help="a folder with NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm")
 
 
 def names(text):
-    return [c.strip() for c in text.split(",") if c.strip()]
+    """'a,b' -> ['a', 'b']; an empty list or an empty name in it ('a,,b') is refused."""
+    out = [c.strip() for c in text.split(",")]
+    if not any(out):
+        raise argparse.ArgumentTypeError(f"expected column names C1,C2, got {text!r}")
+    if not all(out):
+        raise argparse.ArgumentTypeError(f"an empty column name in {text!r}")
+    return out
 
 
 def numeric_columns(text):
     """'price,rating:8' -> [('price', 0), ('rating', 8)] (0: standardised; N: N quantile buckets)."""
     out = []
     for item in names(text):
-        name, _, buckets = item.partition(":")
+        name, colon, buckets = item.partition(":")
+        if not name.strip() or (colon and not buckets.strip()):      # ':8' or 'price:' is a typo
+            raise argparse.ArgumentTypeError(f"expected COLUMN or COLUMN:BUCKETS such as price or price:8, "
+                                             f"got {item!r}")
         check = _typed(_int, lambda v, name=name: E.integer(v, f"buckets of {name!r}", 2))
-        out.append((name, check(buckets) if buckets else 0))
+        out.append((name.strip(), check(buckets) if colon else 0))
     return out
 
 
@@ -257,7 +281,7 @@ def delimiter(text):
 
 def multi_column(text):
     name, sep, separator = text.partition(":")
-    if not sep or not separator or not name:
+    if not sep or not separator or not name.strip():
         raise argparse.ArgumentTypeError(f"expected COLUMN:SEPARATOR such as genres:'|', got {text!r}")
     return name, separator
 
@@ -272,8 +296,11 @@ def split_fractions(text):
 
 def add_csv_options(p):
     g = p.add_argument_group("your own data (a CSV or tab-separated file with a header row)")
-    g.add_argument("--csv", default=None, help="the file; one example a row")
-    g.add_argument("--label", default=None, help="the label column (required with --csv)")
+    g.add_argument("--csv", type=path, default=None, help="the file; one example a row")
+    g.add_argument("--label", type=column, default=None, help="the label column (required with --csv)")
+    g.add_argument("--positive", default=None,
+                   help="with --loss log: the label value that is the positive class (1), e.g. yes; every "
+                        "other value is 0 (needed for text labels; 0/1 and -1/1 labels need none)")
     # the column options may be repeated: each adds its columns (--ignore a --ignore b = --ignore a,b)
     g.add_argument("--categorical", type=names, action="extend", default=None,
                    help="categorical columns C1,C2 (default: every column not named by another option)")
@@ -292,32 +319,36 @@ def add_csv_options(p):
     g.add_argument("--negatives", type=count(), default=None,
                    help="implicit feedback: every row is a positive; add N negatives per row (same user and "
                         "context, an item the user never used), as the NFM authors built Frappe")
-    g.add_argument("--user-col", default=None, help="the user column (with --negatives)")
-    g.add_argument("--item-col", default=None, help="the item column (with --negatives)")
+    g.add_argument("--user-col", type=column, default=None, help="the user column (with --negatives)")
+    g.add_argument("--item-col", type=column, default=None, help="the item column (with --negatives)")
     g.add_argument("--split", type=split_fractions, default=None,
                    help="train, validation, test fractions of the rows (seeded by --seed; default 0.7,0.2,0.1)")
-    g.add_argument("--valid-csv", default=None, help="validation rows in their own file (with --test-csv)")
-    g.add_argument("--test-csv", default=None, help="test rows in their own file (with --valid-csv)")
+    g.add_argument("--valid-csv", type=path, default=None,
+                   help="validation rows in their own file (with --test-csv)")
+    g.add_argument("--test-csv", type=path, default=None, help="test rows in their own file (with --valid-csv)")
 
 
-CSV_ONLY = ("label", "categorical", "numeric", "multi_valued", "ignore", "min_count", "missing", "delimiter",
-            "negatives", "user_col", "item_col", "split", "valid_csv", "test_csv")
+CSV_ONLY = ("label", "positive", "categorical", "numeric", "multi_valued", "ignore", "min_count", "missing",
+            "delimiter", "negatives", "user_col", "item_col", "split", "valid_csv", "test_csv")
 
 
 def check_csv_options(a):
     """The CSV options apply to --csv only; --csv needs --label; --split or the two files."""
-    if not getattr(a, "csv", None):
+    if getattr(a, "csv", None) is None:
         given = [n for n in CSV_ONLY if getattr(a, n, None) is not None]
         if given:
             raise E.OptionError(f"--{given[0].replace('_', '-')} applies to --csv only")
         return
-    if a.dataset or a.data_dir:
+    if a.dataset is not None or a.data_dir is not None:
         raise E.OptionError("give one source of data: --csv, --dataset or --data-dir")
-    if not a.label:
+    if a.label is None:
         raise E.OptionError("--csv needs --label (the label column)")
-    if a.split is not None and (a.valid_csv or a.test_csv):
+    if a.positive is not None and a.loss != "log":
+        raise E.OptionError("--positive names the positive class of --loss log; the square loss reads labels as "
+                            "numbers")
+    if a.split is not None and (a.valid_csv is not None or a.test_csv is not None):
         raise E.OptionError("give --split or --valid-csv/--test-csv, not both")
-    if a.negatives is None and (a.user_col or a.item_col):
+    if a.negatives is None and (a.user_col is not None or a.item_col is not None):
         raise E.OptionError("--user-col and --item-col go with --negatives")
 
 
@@ -342,9 +373,10 @@ def add_commands(sub):
                    help="1: evaluate the whole training set each epoch (the original does; slower). "
                         "0 (default): the train column is the running metric of the epoch's batches")
     p.add_argument("--train-rows", type=count(), default=None, help="use only the first N training rows")
-    p.add_argument("--save", default=None, help="write the trained model to this .npz file")
-    p.add_argument("--plot", default=None, help="write the learning curves to this image file (.png, .pdf or .svg)")
-    p.add_argument("--history", default=None, help="write one JSON line per epoch to this file")
+    p.add_argument("--save", type=path, default=None, help="write the trained model to this .npz file")
+    p.add_argument("--plot", type=path, default=None,
+                   help="write the learning curves to this image file (.png, .pdf or .svg)")
+    p.add_argument("--history", type=path, default=None, help="write one JSON line per epoch to this file")
     p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
     p.set_defaults(run=run_train, defaults={"layers": [64], "activation": "relu", "pretrain": False})
 
@@ -352,10 +384,11 @@ def add_commands(sub):
                            ("predict", "one prediction per line, in the file's row order, for a libFM or CSV file "
                                        "or a dataset's part")):
         p = sub.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("--load", required=True, help="a model saved with train --save")
+        p.add_argument("--load", type=path, required=True, help="a model saved with train --save")
         add_data_options(p)
-        p.add_argument("--file", default=None, help="a libFM file (its ids are the raw ids of the training data)")
-        p.add_argument("--csv", default=None,
+        p.add_argument("--file", type=path, default=None,
+                       help="a libFM file (its ids are the raw ids of the training data)")
+        p.add_argument("--csv", type=path, default=None,
                        help="a CSV file with the training columns (for a model trained with --csv)"
                             + ("; the label column may be absent" if name == "predict" else ""))
         p.add_argument("--delimiter", type=delimiter, default=None,
@@ -384,41 +417,46 @@ def make_model(a, n_features):
 
 def _source(a):
     """The data option given (at most one of --dataset, --data-dir, --csv and --file)."""
-    given = [n for n in ("dataset", "data_dir", "csv", "file") if getattr(a, n, None)]
+    given = [n for n in ("dataset", "data_dir", "csv", "file") if getattr(a, n, None) is not None]
     if len(given) > 1:
         raise E.OptionError(f"give one source of data, not --{given[0].replace('_', '-')} and "
                             f"--{given[1].replace('_', '-')}")
-    return a.dataset or ("synthetic" if not given else None)
+    return a.dataset if a.dataset is not None else ("synthetic" if not given else None)
 
 
-def load_data(a, loss, progress=True):
+def load_data(a, loss, progress=True, dtype=None):
+    """The Split the options name, read in ``dtype`` (default: the model's, ``--dtype``)."""
+    import numpy as np
+
     from . import datasets as D
-    if getattr(a, "csv", None):
+    dtype = np.dtype(dtype or a.dtype)
+    if getattr(a, "csv", None) is not None:
         from .features import MISSING, load_csv_split
         split, a.encoder, notes = load_csv_split(
             a.csv, a.label, a.categorical, by_column(a.numeric, "--numeric"),
             by_column(a.multi_valued, "--multi-valued"), a.ignore or [], a.min_count or 1,
             MISSING + tuple(a.missing or ()), a.delimiter, a.negatives or 0, a.user_col, a.item_col,
-            a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed)
+            a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed, dtype=dtype,
+            **({"positive": a.positive} if a.positive is not None else {}))
         print(a.encoder)
         for note in notes:
             print(note)
         return split
     name = _source(a)
-    if a.data_dir:
-        return D.load(data_dir=a.data_dir, loss=loss)
+    if a.data_dir is not None:
+        return D.load(data_dir=a.data_dir, loss=loss, dtype=dtype)
     if name == "synthetic":
-        return D.load("synthetic", loss=loss, seed=0, noise=SYNTHETIC_NOISE)
-    return D.load(name, loss=loss, progress=progress)
+        return D.load("synthetic", loss=loss, seed=0, noise=SYNTHETIC_NOISE, dtype=dtype)
+    return D.load(name, loss=loss, progress=progress, dtype=dtype)
 
 
 def input_files(a):
     """The data files a command reads (so that no output may overwrite one)."""
     from pathlib import Path
     files = [getattr(a, n, None) for n in ("file", "load", "csv", "valid_csv", "test_csv")]
-    if getattr(a, "data_dir", None) and Path(a.data_dir).is_dir():
+    if getattr(a, "data_dir", None) is not None and Path(a.data_dir).is_dir():
         files += list(Path(a.data_dir).glob("*.libfm"))
-    return {Path(f).resolve() for f in files if f}
+    return {Path(f).resolve() for f in files if f is not None}
 
 
 def check_outputs(a, options=("save", "plot", "history")):
@@ -462,7 +500,7 @@ def run_train(a):
         split = Split(split.train.subset(a.train_rows), split.valid, split.test)
     print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
           f"[read in {time.perf_counter() - t0:.2f} s]")
-    if split.train.label_map and not a.csv:
+    if split.train.label_map and a.csv is None:
         print(split.train.label_map)
     # the built-in synthetic data has a known noise floor: the best achievable rmse
     synthetic = _source(a) == "synthetic"
@@ -473,7 +511,7 @@ def run_train(a):
     print(model)
     epochs = a.epochs or (40 if synthetic else 200)
     kw = dict(optimizer=a.optimizer, lr=a.lr, batch_size=a.batch_size, epochs=epochs, early_stop=a.early_stop,
-              progress=a.progress, eval_train=a.eval_train)
+              progress=a.progress, eval_train=a.eval_train, on_interrupt="return")   # we save, then exit 130
     phase("training (before the first epoch); nothing was written")
     if a.pretrain:
         fm_hist = train.pretrain_fm(model, split, **kw)
@@ -486,13 +524,14 @@ def run_train(a):
     best = hist.best
     saved = []
     if best is not None:                     # a run that finished no epoch never writes a model
-        if a.save:
+        if a.save is not None:
             phase(f"saving {a.save}; the old file, if any, is as it was")
-            checkpoint.save(model, a.save, a.encoder.to_arrays() if a.csv else {"raw_ids": split.train.raw_ids})
+            extra = a.encoder.to_arrays() if a.csv is not None else {"raw_ids": split.train.raw_ids}
+            checkpoint.save(model, a.save, extra)
             saved.append(a.save)
             print(f"saved {a.save} (the weights of epoch {hist.best_epoch}, the best validation epoch)")
-        if a.plot:
-            phase(f"writing {a.plot}" + (f"; {a.save} was saved" if a.save else ""))
+        if a.plot is not None:
+            phase(f"writing {a.plot}" + (f"; {a.save} was saved" if a.save is not None else ""))
             plot_history(hist, a.plot, f"{'FM' if a.model == 'fm' else 'NFM'} on "
                                        f"{_source(a) or a.data_dir or Path(a.csv).name}",
                          floor)
@@ -509,7 +548,8 @@ def run_train(a):
     print(f"{hist.stopped}; best validation epoch {hist.best_epoch} of {len(hist.epochs)} "
           f"(median epoch {statistics.median(hist.column('seconds')):.2f} s)")
     if a.loss == "square":
-        print(f"test auc: {_metric(best['test_auc'])}")
+        if best.get("test_auc") is not None:          # only for labels of two values (e.g. Frappe's -1/1)
+            print(f"test auc: {_metric(best['test_auc'])}")
         print(f"test rmse: {_metric(best['test'])}")
     else:
         print(f"test logloss: {_metric(best['test'])}")
@@ -518,7 +558,7 @@ def run_train(a):
 
 
 def _metric(value):
-    """A metric as printed; AUC is undefined (NaN) when the labels hold one class."""
+    """A metric as printed; AUC is undefined (NaN) when the scored labels hold one class."""
     return f"{value:.4f}" if value == value else "undefined (the labels hold one class)"
 
 
@@ -530,16 +570,17 @@ def _part(a, model, extra):
     loss = model.config["loss"]
     raw_ids = extra.get("raw_ids")
     source = _source(a)
-    if a.part is not None and (a.file or a.csv):
+    if a.part is not None and (a.file is not None or a.csv is not None):
         raise E.OptionError("--part chooses a file of --data-dir or --dataset; --file and --csv name the file")
     part = a.part or "test"
-    if a.csv:
+    dtype = model.config["dtype"]                # the data in the model's own dtype
+    if a.csv is not None:
         from .features import Encoder, read_csv_dataset
         if "encoder" not in extra:
             raise E.InputError(f"{a.load} was not trained with --csv (it holds no feature encoder); use --file "
                                "or --data-dir")
         data, n_unseen = read_csv_dataset(a.csv, Encoder.from_arrays(extra), loss, a.unseen or "oov",
-                                          need_y=a.run is run_evaluate, delimiter=a.delimiter)
+                                          need_y=a.run is run_evaluate, delimiter=a.delimiter, dtype=dtype)
         if n_unseen:
             print(f"note: {n_unseen} cell{'s' if n_unseen > 1 else ''} of {a.csv} hold values never seen in "
                   f"training ({'the field' + chr(39) + 's OOV feature' if (a.unseen or 'oov') == 'oov' else 'x = 0'})",
@@ -549,10 +590,10 @@ def _part(a, model, extra):
         return data
     if a.unseen == "oov":
         raise E.OptionError("--unseen oov applies to --csv (libFM ids have no fields); use ignore or error")
-    if a.delimiter:
+    if a.delimiter is not None:
         raise E.OptionError("--delimiter applies to --csv only")
     if source == "synthetic":
-        split = load_data(a, loss, progress=False)
+        split = load_data(a, loss, progress=False, dtype=dtype)
         if split.train.n_features != model.config["n_features"]:
             raise E.InputError(f"the synthetic data has {split.train.n_features} features, the model "
                                f"{model.config['n_features']}: not the data it was trained on")
@@ -560,14 +601,14 @@ def _part(a, model, extra):
     if raw_ids is None:
         raise E.InputError(f"{a.load} holds no feature-id map, so it cannot read libFM files"
                            + (" (it was trained with --csv: use --csv)" if "encoder" in extra else ""))
-    if a.file:
+    if a.file is not None:
         path = a.file
-    elif a.data_dir:
+    elif a.data_dir is not None:
         path = D.find_split_files(a.data_dir)[1][("train", "validation", "test").index(part)]
     else:
         path = D.find_split_files(D.fetch(source, progress=False), source)[1][
             ("train", "validation", "test").index(part)]
-    data, ignored = D.read_with_ids(path, raw_ids, loss, unseen=a.unseen or "ignore")
+    data, ignored = D.read_with_ids(path, raw_ids, loss, dtype=dtype, unseen=a.unseen or "ignore")
     if ignored:
         print(f"note: {ignored} feature id{'s' if ignored > 1 else ''} in {path} never seen in training, ignored "
               "(x = 0); --unseen error refuses them", file=sys.stderr)
@@ -595,7 +636,8 @@ def run_evaluate(a):
     data = _part(a, model, extra)
     pred, loss = _predictions(model, data), model.config["loss"]
     for name, value in M.evaluate(loss, data.y, pred, model.label_range if loss == "square" else None).items():
-        print(f"{data.name if (a.file or a.csv) else a.part or 'test'} {name}: {_metric(value)}")
+        print(f"{data.name if (a.file is not None or a.csv is not None) else a.part or 'test'} {name}: "
+              f"{_metric(value)}")
     return 0
 
 
@@ -622,6 +664,13 @@ def build_parser():
 
 def _terminate(signum, frame):
     raise E.Interrupted(signal.Signals(signum).name)
+
+
+def _signal_name(e):
+    """The signal an interrupt names (``E.Interrupted("SIGTERM")``), SIGINT for a plain Ctrl-C.
+    Formats the text of the exception, never the exception object (``interrupted ()``)."""
+    text = str(e)
+    return text if text else "SIGINT"
 
 
 def _message(e):
@@ -658,11 +707,18 @@ def main(argv=None):
         a = build_parser().parse_args(argv)
     except SystemExit as e:                  # --help (0) or a usage error (2), already printed
         return e.code
-    except KeyboardInterrupt:
-        print("interrupted (SIGINT) while starting; nothing was done", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({_signal_name(e)}) while starting; nothing was done", file=sys.stderr)
         return 130
+    # SIGTERM, SIGHUP (a closed terminal) and SIGQUIT stop a command as Ctrl-C does: files being
+    # written are cleaned up, training saves its best weights; a signal ignored at start stays ignored
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    previous = {}
+    if in_main:
+        from .train import stop_signals
+        for sig in stop_signals():
+            if sig != signal.SIGINT and signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _terminate)
     phase(f"running {a.command}")
     try:
         import warnings
@@ -676,7 +732,7 @@ def main(argv=None):
     except KeyboardInterrupt as e:
         if debug:
             raise
-        print(f"interrupted ({str(e) or 'SIGINT'}) while {_PHASE[0]}", file=sys.stderr)
+        print(f"interrupted ({_signal_name(e)}) while {_PHASE[0]}", file=sys.stderr)
         return 130
     except BrokenPipeError:                  # e.g. predict ... | head: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -686,7 +742,7 @@ def main(argv=None):
             raise
         stop = _interrupt_in(e)
         if stop is not None:
-            print(f"interrupted ({str(stop) or 'SIGINT'}) while {_PHASE[0]}", file=sys.stderr)
+            print(f"interrupted ({_signal_name(stop)}) while {_PHASE[0]}", file=sys.stderr)
             return 130
         if isinstance(e, OSError) and e.filename is None and e.errno in (errno.ENOSPC, errno.EBADF, errno.EIO):
             print(f"error: could not write the output ({e.strerror})", file=sys.stderr)
@@ -705,8 +761,8 @@ def main(argv=None):
               "(NFM_NUMPY_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":      # pragma: no cover

@@ -57,8 +57,18 @@ def auc(y, score):
 
 
 def evaluate(loss, y, pred, label_range=None):
-    """The metrics of a model with ``loss`` ('square': rmse (clipped to ``label_range``), mae, auc;
-    'log': logloss, auc, accuracy). ``pred``: predictions, probabilities for 'log'."""
+    """The metrics of a model with ``loss`` ('square': rmse (clipped to ``label_range``), mae, and auc
+    when the labels hold at most two values; 'log': logloss, auc, accuracy). ``pred``: predictions,
+    probabilities for 'log'.
+
+    AUC ranks two classes, so for the square loss it is reported only where the labels are two
+    values (Frappe's -1/1: the larger value is the positive class), NaN where they are one value,
+    and left out for graded labels (1-5 ratings), where it means nothing.
+    """
     if loss == "square":
-        return {"rmse": rmse(y, pred, label_range), "mae": mae(y, pred), "auc": auc(y, pred)}
+        out = {"rmse": rmse(y, pred, label_range), "mae": mae(y, pred)}
+        values = np.unique(np.asarray(y, dtype=np.float64))
+        if values.size <= 2:
+            out["auc"] = auc(np.asarray(y) == values[-1], pred) if values.size == 2 else float("nan")
+        return out
     return {"logloss": logloss(y, pred), "auc": auc(y, pred), "accuracy": accuracy(y, pred)}

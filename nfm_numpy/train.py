@@ -10,10 +10,20 @@ is the one at the best validation epoch, as in the paper.
 
 How a run ends is in ``History.outcome``: ``"max_epochs"``, ``"early_stop"``,
 ``"diverged"`` (a non-finite loss or metric; the model keeps the weights of
-the best epoch, or its initial weights if none finished) or ``"interrupted"``
-(SIGINT or SIGTERM, e.g. Ctrl-C or a kernel interrupt in Jupyter: the current
-step finishes, then the run stops with the best weights so far; a second
-signal stops at once with ``errors.Interrupted``).
+the best epoch, or its initial weights if none finished) or ``"interrupted"``.
+
+Signals (SIGINT, i.e. Ctrl-C or a Jupyter kernel interrupt; SIGTERM, sent by
+``timeout``, batch schedulers and Kubernetes; SIGHUP, a closed terminal or a
+dropped ssh session; SIGQUIT): the current step finishes, the model gets the
+best weights so far and the history is written, and then, by default, the
+signal goes on to whoever was there before ``fit``: the previous handlers are
+restored and the signal is raised again, so a script stops as it would have
+without us (SIGINT: ``KeyboardInterrupt``; SIGTERM: the process ends, unless
+the caller handles it). A library call never swallows a signal. The command
+line passes ``on_interrupt="return"`` to get the ``History`` back instead: it
+saves the best weights and exits 130. A second signal stops at once with
+``errors.Interrupted``. A signal that was ignored when ``fit`` started (e.g.
+SIGINT in a background job, SIGHUP under ``nohup``) stays ignored.
 """
 from __future__ import annotations
 
@@ -105,30 +115,49 @@ def _copy(d):
     return {n: copy(a) for n, a in d.items()}
 
 
+def stop_signals():
+    """The signals that stop a run: SIGINT, SIGTERM, and where the system has them SIGHUP and SIGQUIT."""
+    return [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n)]
+
+
 class _StopOnSignal:
-    """While a run trains, SIGINT and SIGTERM ask it to stop after the current step
-    (``requested`` names the signal); a second signal raises ``errors.Interrupted`` at once.
-    Only the main thread can set signal handlers; elsewhere this does nothing."""
+    """While a run trains, the stop signals ask it to stop after the current step (``requested``
+    names the signal, ``signum`` is its number); a second signal raises ``errors.Interrupted`` at
+    once. A signal ignored when the run starts stays ignored. Only the main thread can set signal
+    handlers; elsewhere this does nothing. ``resend()``, after ``__exit__`` restored the previous
+    handlers, delivers the signal to them."""
 
     def __init__(self):
-        self.requested, self._saved = None, {}
+        self.requested, self.signum, self._saved = None, None, {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._saved[sig] = signal.signal(sig, self._handle)
+            for sig in stop_signals():
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._saved[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
         if self.requested:
             raise E.Interrupted(f"{name} received again while stopping")
-        self.requested = name
+        self.requested, self.signum = name, signum
 
     def __exit__(self, *exc):
         for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
+
+    def resend(self, message):
+        """Pass the signal on to the handler that was there before the run: Python's default for
+        SIGINT raises KeyboardInterrupt (we raise ``errors.Interrupted`` with ``message``, a
+        subclass); the default for SIGTERM, SIGHUP and SIGQUIT ends the process, as the sender meant;
+        a caller's own handler runs as it would have. If that handler returns, so does this."""
+        if self.signum is None:
+            return
+        if self._saved.get(self.signum) is signal.default_int_handler:
+            raise E.Interrupted(message)
+        signal.raise_signal(self.signum)
 
 
 def _prepare_split(model, split, log):
@@ -155,7 +184,7 @@ def _prepare_split(model, split, log):
 
 
 def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, early_stop=None, patience=4,
-        seed=None, progress=None, log=print, history_path=None, eval_train=False):
+        seed=None, progress=None, log=print, history_path=None, eval_train=False, on_interrupt="raise"):
     """Train ``model`` on ``split.train``; validate and test every epoch.
 
     Parameters
@@ -177,10 +206,18 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     eval_train : also evaluate the whole training set in evaluation mode each
         epoch (the original does; costs time). Otherwise the train column is
         the running training-mode metric of the epoch's batches (with dropout).
+    on_interrupt : what a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) does once the
+        current step has finished, the best weights are back and the history is written:
+        ``"raise"`` (default) passes the signal on to the handler there before ``fit``
+        (Ctrl-C raises ``errors.Interrupted``, a ``KeyboardInterrupt``; SIGTERM ends the
+        process unless the caller handles it); ``"return"`` returns the ``History`` with
+        ``outcome == "interrupted"`` (the command line, which then saves and exits 130).
 
     Returns a ``History``; the model ends with the best-validation weights.
-    Bad arguments raise ``errors.OptionError``; a run that diverges or is
-    interrupted returns normally, with ``History.outcome`` saying so.
+    Bad arguments raise ``errors.OptionError``; a loss that is not finite on the
+    first batch at the initial weights is bad input (``errors.DataError``: the
+    values overflow the model); a run that diverges later returns normally, with
+    ``History.outcome`` saying so.
     """
     from .model import NFM
     if not isinstance(model, NFM):
@@ -189,6 +226,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     epochs = E.integer(epochs, "epochs", 1)
     patience = E.integer(patience, "patience", 1)
     eval_train = E.flag(eval_train, "eval_train")
+    on_interrupt = E.choice(on_interrupt, "on_interrupt", ("raise", "return"))
     seed = model.config["seed"] + 2 if seed is None else E.integer(seed, "seed", 0)
     if isinstance(optimizer, str):
         opt = optim.make(optimizer, lr)
@@ -245,6 +283,8 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                     except FloatingPointError as e:         # where the user made NumPy raise on overflow
                         loss, overflow = math.nan, e
                     if not math.isfinite(loss):
+                        if epoch == 1 and step == 0:       # no update yet: the input, not the step size
+                            _overflow_at_start(model, train, loss)
                         what = overflow or f"the loss is {loss}"
                         hist.outcome, hist.stopped = "diverged", f"{what} at epoch {epoch}, batch {step + 1} of {steps}"
                         break
@@ -274,7 +314,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                     continue
                 v = evaluate(model, valid)
                 t = v if test is valid else evaluate(model, test)
-                rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v["auc"], test_auc=t["auc"])
+                rec.update(valid=v[hist.metric], test=t[hist.metric], valid_auc=v.get("auc"), test_auc=t.get("auc"))
                 if not math.isfinite(rec["valid"]):
                     hist.outcome = "diverged"
                     hist.stopped = f"the validation {hist.metric} is {rec['valid']} at epoch {epoch}"
@@ -300,10 +340,25 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
         if history_path is not None and hist.epochs:
             text = "".join(json.dumps(rec) + "\n" for rec in hist.epochs)
             write_atomically(history_path, lambda f: f.write(text.encode()), "history")
-    if log and hist.outcome in ("diverged", "interrupted"):
-        log(f"{hist.stopped}; training stopped, weights restored to epoch {hist.best_epoch} "
+    kept = (f"weights restored to epoch {hist.best_epoch} "
             f"({'the best validation epoch' if hist.best_epoch else 'the initial weights'})")
+    if log and hist.outcome in ("diverged", "interrupted"):
+        log(f"{hist.stopped}; training stopped, {kept}")
+    if hist.interrupted and on_interrupt == "raise":
+        stop.resend(f"{hist.stopped}; the model keeps the {kept}")
     return hist
+
+
+def _overflow_at_start(model, train, loss):
+    """The loss is not finite on the first batch, before any update: no learning rate is to blame.
+    Say which input is too large for the model's dtype."""
+    x = float(np.abs(B.to_numpy(train.val)).max()) if train.val.shape[0] else 0.0
+    y = float(np.abs(B.to_numpy(train.y)).max()) if train.y.shape[0] else 0.0
+    dtype = model.config["dtype"]
+    hint = "; --dtype float64 (dtype='float64') holds larger values" if dtype == "float32" else ""
+    raise E.DataError(f"{train.name}: the loss is {loss} on the first batch at the initial weights, before any "
+                      f"update: the inputs overflow the model's {dtype} (largest |x| {x:.3g}, largest |label| "
+                      f"{y:.3g}); scale the values or labels down{hint}")
 
 
 def _bar(it, enabled, desc):

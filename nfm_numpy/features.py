@@ -461,13 +461,16 @@ def write_csv(path, table, delimiter=","):
     table, path = as_table(table), _path(path, "path")
     delimiter = _delimiter(delimiter) or ","
     columns = [_text(table[n]).tolist() for n in table.names]
+    if not table.names:
+        raise OptionError("write_csv: the table has no columns")
 
     def write(f):
-        with io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True) as text:
-            w = csv.writer(text, delimiter=delimiter)
-            w.writerow(table.names)
-            w.writerows(zip(*columns))
-            text.detach()                           # leave ``f`` open for write_atomically
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        w = csv.writer(text, delimiter=delimiter)
+        w.writerow(table.names)
+        w.writerows(zip(*columns))
+        text.flush()
+        text.detach()                               # leave ``f`` open for write_atomically
     return write_atomically(path, write, "path")
 
 
@@ -1241,10 +1244,10 @@ def _binary(table, label, y):
 
 
 # ====================================================================== whole splits
-def _check_fits(values, dtype, table, column, what):
+def _check_fits(values, dtype, table, column, what, wider):
     """Every value (rows of ``table``, one or more a row) within ``dtype``; else a DataError at the
-    earliest line, naming the column (``column(r, c)``) and the dtype; the hint to use float64 only
-    where float64 would hold the value."""
+    earliest line, naming the column (``column(r, c)``) and the dtype; the hint ``wider`` (how to get
+    float64) only where float64 would hold the value."""
     v = values.reshape(len(table), -1)
     big = np.finfo(dtype).max
     over = ~(np.abs(v) <= big)
@@ -1253,12 +1256,12 @@ def _check_fits(values, dtype, table, column, what):
     r = table.first(over.any(axis=1))
     c = int(np.flatnonzero(over[r])[0])
     x = float(v[r, c])
-    hint = "--dtype float64 holds it" if dtype == np.float32 and np.isfinite(x) else "rescale the column"
+    hint = f"{wider} holds it" if dtype == np.float32 and np.isfinite(x) else "rescale the column"
     raise DataError(f"{table.where(r, column(r, c))}: {what} {x:g} does not fit {np.dtype(dtype).name} "
                     f"(max {big:.3g}); {hint}")
 
 
-def _precision_note(table, label, y, dtype):
+def _precision_note(table, label, y, dtype, wider):
     """A note when float32 changes whole-number labels (above 2**24 they are rounded)."""
     if dtype != np.float32:
         return ""
@@ -1268,13 +1271,15 @@ def _precision_note(table, label, y, dtype):
         return ""
     r = table.first(lost)
     return (f"{table.where(r, label)}: label {y[r]:.17g} is {y32[r]:.17g} in float32 (whole numbers above "
-            f"16,777,216 are rounded); --dtype float64 keeps them")
+            f"16,777,216 are rounded); {wider} keeps them")
 
 
-def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True, positive=None, classes=None):
+def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True, positive=None, classes=None,
+             wider="--dtype float64"):
     """``(Dataset, n_unseen, classes, rounded)`` of a table in ``enc``'s feature space. Labels and values
     are computed in float64, checked against ``dtype`` (naming file, line and column), then cast;
-    ``rounded`` is a note when float32 rounds whole-number labels ('' if not). Without ``need_y`` the
+    ``rounded`` is a note when float32 rounds whole-number labels ('' if not). ``wider`` says how to get
+    float64 (train: --dtype float64; a saved float32 model: train it again so). Without ``need_y`` the
     label column is not read at all (a prediction sheet may hold anything there)."""
     idx, val, _, n_unseen = enc.transform(table, unseen, labels=False)
     note = ""
@@ -1284,12 +1289,12 @@ def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True, positive=
         if enc.label not in table:
             raise DataError(table.no_column(enc.label, "label column"))
         y, note, classes = _labels(table, enc.label, loss, enc.missing, positive, classes)
-        _check_fits(y, dtype, table, lambda r, c: enc.label, "the label")
-        rounded = _precision_note(table, enc.label, y, dtype)
+        _check_fits(y, dtype, table, lambda r, c: enc.label, "the label", wider)
+        rounded = _precision_note(table, enc.label, y, dtype, wider)
     else:
         y, rounded = np.zeros(len(table)), ""
     offsets = {f.offset: f.name for f in enc.fields if f.kind == "numeric"}
-    _check_fits(val, dtype, table, lambda r, c: offsets.get(int(idx[r, c])), "the standardised value")
+    _check_fits(val, dtype, table, lambda r, c: offsets.get(int(idx[r, c])), "the standardised value", wider)
     ds = Dataset(idx, val.astype(dtype), y.astype(dtype), enc.n_features, name)
     ds.label_map = note
     return ds, n_unseen, classes, rounded
@@ -1358,7 +1363,10 @@ def load_csv_split(path, label, categorical=None, numeric=(), multi_valued=None,
 
 
 def _split_fractions(split):
+    """Three fractions (train, validation, test), positive, summing to 1: checked before any file is read."""
     fractions = E.float_list(split, "split", lambda v, name: E.real(v, name, 0.0, 1.0))
+    if len(fractions) != 3:
+        raise OptionError(f"split needs three fractions (train, validation, test), got {len(fractions)}")
     if abs(sum(fractions) - 1.0) > 1e-9 or any(f == 0 for f in fractions):
         raise OptionError(f"split fractions must be positive and sum to 1, got {fractions}")
     return fractions
@@ -1417,6 +1425,6 @@ def read_csv_dataset(path, encoder, loss="square", unseen="oov", need_y=True, de
         positive = saved
     classes = encoder.classes if positive is not None and saved is not None else None
     ds, n_unseen, _, rounded = _dataset(encoder, read_csv(path, delimiter), Path(path).name, loss, dtype, unseen,
-                                        need_y, positive, classes)
+                                        need_y, positive, classes, "a model trained with --dtype float64")
     ds.label_map = "; ".join(n for n in (ds.label_map, rounded) if n)
     return ds, n_unseen

@@ -133,7 +133,7 @@ def test_never_more_buckets_than_distinct_values():
 def test_a_standardised_value_too_large_for_float32_is_named_by_line_and_column(tmp_path):
     enc = Fe.Encoder(numeric=["age"], label="y").fit(Fe.read_csv(write(tmp_path, "t.csv", "age,y\n20,1\n40,0\n")))
     with pytest.raises(DataError, match=r"p\.csv, line 3, column 'age': the standardised value .* does not fit "
-                                        r"float32 \(max 3\.4e\+38\); --dtype float64 holds it"):
+                                        r"float32 \(max 3\.4e\+38\); a model trained with --dtype float64 holds it"):
         Fe.read_csv_dataset(write(tmp_path, "p.csv", "age,y\n30,1\n1e300,0\n"), enc)
     assert len(Fe.read_csv_dataset(write(tmp_path, "q.csv", "age,y\n1e300,0\n"), enc, dtype=np.float64)[0]) == 1
 

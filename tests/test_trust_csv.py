@@ -149,6 +149,10 @@ CLI_CASES = [
     # --- class 8: a rare value is not unseen
     ("rare value, --unseen error", PREDICT + ["{file}", "--unseen", "error"],
      lambda t: write(t, "p.csv", "user,item,price\nrare,i1,3\n"), 0, None, r"\A-?[0-9.e+-]+\n\Z"),
+    ("predict, a value too large for the model's float32", PREDICT + ["{file}"],
+     lambda t: write(t, "p.csv", "user,item,price\nu1,i1,3\nu1,i1,1e300\n"), 2,
+     r"p\.csv, line 3, column 'price': the standardised value .* does not fit float32 \(max 3\.4e\+38\); a model "
+     r"trained with --dtype float64 holds it", None),
     ("never-seen value, --unseen error", PREDICT + ["{file}", "--unseen", "error"],
      lambda t: write(t, "p.csv", "user,item,price\nrare,i1,3\nnever,i1,3\n"), 2,
      r"p\.csv, line 3, column 'user': value 'never' was never seen in training \(1 such cell;", None),
@@ -353,6 +357,10 @@ LIB_CASES = [
      r"negatives must be >= 0, got -1"),
     ("load_csv_split: user without negatives", lambda t: Fe.load_csv_split(shop(t), "y", "*", user="user"),
      OptionError, r"--user-col and --item-col go with --negatives"),
+    ("load_csv_split: two split fractions", lambda t: Fe.load_csv_split(shop(t), "y", "*", split=(0.7, 0.3)),
+     OptionError, r"split needs three fractions \(train, validation, test\), got 2"),
+    ("write_csv: no columns", lambda t: Fe.write_csv(t / "shop.csv", {}), OptionError,
+     r"write_csv: the table has no columns"),
     ("load_csv_split: empty valid path",
      lambda t: Fe.load_csv_split(shop(t), "y", "*", valid_path="", test_path=shop(t)), OptionError,
      r"valid_path must be a file name, got an empty one"),
@@ -532,3 +540,12 @@ def test_the_padding_id_is_not_special_to_the_encoder():
     enc = Fe.Encoder(categorical="u", min_count=2).fit({"u": np.array(["a", "a", "b"], dtype=object)})
     idx, val, _, _ = enc.transform({"u": np.array(["b", "new"], dtype=object)})
     assert idx[:, 0].tolist() == [0, 0] and val[:, 0].tolist() == [1.0, 1.0]
+
+
+def test_write_csv_reads_back_as_the_encoder_saw_it(tmp):
+    data = {"a": np.array([1.0, np.nan, 2.5]), "b": np.array(["x,y", None, pd.NA], dtype=object)}
+    Fe.write_csv(tmp / "w.csv", data)
+    back = Fe.read_csv(tmp / "w.csv")
+    assert back["a"].tolist() == ["1", "", "2.5"] and back["b"].tolist() == ["x,y", "", ""]
+    enc = Fe.Encoder(categorical="*").fit(data)
+    np.testing.assert_array_equal(enc.transform(back)[0], enc.transform(data)[0])

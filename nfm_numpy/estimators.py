@@ -423,11 +423,12 @@ class _Base(BaseEstimator):
 
     def _in_units(self, hist):
         """The History as the user reads it: train (and valid, with early_stopping) per epoch, in y's
-        units for regressors; no test column (the estimators have no test set: it was the holdout again)."""
+        units for regressors; no test column (the estimators have no test set: it was the holdout again),
+        and no metric that is undefined (a regressor's AUC)."""
         out = History(hist.metric, best_epoch=hist.best_epoch, stopped=hist.stopped, outcome=hist.outcome)
         scale = self._metric_scale()
         for rec in hist.epochs:
-            r = {k: v for k, v in rec.items() if k not in ("test", "test_auc")}
+            r = {k: v for k, v in rec.items() if k not in ("test", "test_auc") and v is not None}
             for key in ("train", "valid"):
                 if key in r:
                     r[key] = r[key] * scale

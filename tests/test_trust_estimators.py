@@ -385,3 +385,13 @@ def test_a_failed_first_fit_leaves_the_estimator_unfitted():
         est.fit(X, Y)
     with pytest.raises(NotFittedError):
         est.predict(X)
+
+
+def test_warm_start_applies_a_new_lr_and_a_new_optimizer_starts_fresh():
+    est = FMRegressor(warm_start=True, **SMALL).fit(X, Y)
+    first = est.optimizer_
+    est.set_params(lr=0.01).fit(X, Y)
+    assert est.optimizer_ is first and est.optimizer_.lr == 0.01 and est.n_epochs_ == 4
+    est.set_params(optimizer="adam").fit(X, Y)
+    assert isinstance(est.optimizer_, optim.Adam) and est.optimizer_.t == 2 and est.n_epochs_ == 6   # 2 steps
+    assert "valid_auc" not in est.set_params(early_stopping=True).fit(X, Y).history_.epochs[0]

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import collections.abc
 import csv
 import io
 import itertools
@@ -222,7 +223,13 @@ class Table:
         its distinct values. Computed once (one dictionary pass) and carried along by ``take``,
         so encoding works on the distinct values, then gathers: no Python loop over rows twice."""
         if name not in self._codes:
-            self._codes[name] = _factorize(self[name])
+            try:
+                self._codes[name] = _factorize(self[name])
+            except TypeError:                    # an unhashable cell (a list, a dict): not a value
+                bad = np.array([not isinstance(v, collections.abc.Hashable) for v in self[name].tolist()])
+                r = self.first(bad)
+                raise DataError(f"{self.where(r, name)}: a cell holds a {type(self[name][r]).__name__}; a cell must "
+                                "be text or a number (a multi-valued cell is text such as 'a|b')") from None
         return self._codes[name]
 
     def _like(self, columns, rows=None, source=None):
@@ -598,7 +605,7 @@ def _too_few_items(table, name, used, n_items, free, n):
     way = (f"use --negatives {most} or fewer" if most >= 1 else
            "leave out the users who used every item")
     return DataError(f"{table.source}: user {name!r} used {used:,} of the {n_items:,} items, leaving "
-                     f"{n_items - used:,} unused, fewer than the {n} negatives each of their rows needs "
+                     f"{n_items - used:,} unused, fewer than the {n} negative{'s' * (n != 1)} each of their rows needs "
                      f"({_count((free < n).sum(), 'such user')}); {way}")
 
 
@@ -635,6 +642,8 @@ def _text(values):
         return np.array([v if isinstance(v, str) else _num_text(v) for v in items], dtype=object)
     if a.dtype.kind in "iub":
         return a.astype(str).astype(object)
+    if a.dtype.kind == "S":
+        return np.array([_num_text(v) for v in a.tolist()], dtype=object)
     if a.dtype.kind == "f":
         return np.array([_num_text(v) for v in a.tolist()], dtype=object)
     if a.dtype.kind in "mM":
@@ -645,6 +654,8 @@ def _text(values):
 def _num_text(v):
     if _blank(v):
         return ""
+    if isinstance(v, bytes):                  # bytes as the text they hold (UTF-8), not "b'...'"
+        return v.decode("utf-8", "backslashreplace")
     if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral):
         v = float(v)
         return str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
@@ -1350,7 +1361,8 @@ def load_csv_split(path, label, categorical=None, numeric=(), multi_valued=None,
         ds, n_unseen, classes, r = _dataset(enc, t, f"{Path(path).stem}.{role}", loss, dtype, positive=positive,
                                             classes=classes)
         if n_unseen and role != "train":
-            notes.append(f"{role}: {_count(n_unseen, 'cell')} hold{'s' * (n_unseen == 1)} values never seen in "
+            one = n_unseen == 1
+            notes.append(f"{role}: {_count(n_unseen, 'cell')} hold{'s a value' if one else ' values'} never seen in "
                          "training (their field's OOV feature)")
         if ds.label_map and ds.label_map not in notes:
             notes.append(ds.label_map)

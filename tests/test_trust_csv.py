@@ -323,6 +323,11 @@ LIB_CASES = [
      r"buckets of 'price' must be >= 2, got 1"),
     ("numeric buckets 8.0", lambda t: Fe.Encoder(numeric={"price": 8.0}), OptionTypeError,
      r"buckets of 'price' must be a whole number"),
+    ("a list in a cell", lambda t: Fe.Encoder(categorical="*").fit({"a": np.array([[1], [2, 3]], dtype=object)}),
+     DataError, r"data, row 1, column 'a': a cell holds a list; a cell must be text or a number"),
+    ("negatives: one item, one wanted",
+     lambda t: Fe.add_negatives({"u": np.array(["a"], dtype=object), "i": np.array(["x"], dtype=object)}, "u", "i", 1),
+     DataError, r"user 'a' used 1 of the 1 items, leaving 0 unused, fewer than the 1 negative each of their rows"),
     ("shuffled mapping rows keep their numbers", shuffled_mapping, DataError,
      r"data, row 6, column 'p': 'x' is not a number"),
     ("three files with negatives: the test file's line", three_files_with_negatives, DataError,
@@ -494,6 +499,8 @@ def test_library_arguments_mean_what_they_say():
     assert [(f.name, f.kind) for f in enc.fields] == [("user", "categorical"), ("p", "numeric")]
     assert Fe.join({"k": np.array(["1"])}, {"k": np.array(["1"]), "c": np.array(["x"]), "d": np.array(["y"])},
                    "k", columns="c").names == ["k", "c"]
+    assert Fe.Encoder(categorical="b").fit({"b": np.array([b"x", "é".encode()])}).fields[0].vocab.tolist() == \
+        ["x", "é"]                                                            # bytes are the text they hold
     df = pd.DataFrame({"user": ["a", None, "b"], "y": [1.0, 2.0, 3.0]})
     assert Fe.Encoder(categorical="*", label="y").fit(df).fields[0].counts["values"] == 3
 

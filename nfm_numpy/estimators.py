@@ -394,6 +394,8 @@ class _Base(BaseEstimator):
         if p["verbose"]:
             for rec in self.history_.epochs:
                 print(self._epoch_line(rec, rec["epoch"] == hist.best_epoch))
+        if hist.interrupted and not hist.best_epoch:   # a caller's own signal handler returned: no model to keep
+            raise E.RunFailed(f"training was interrupted ({hist.stopped}) before any epoch finished")
         if hist.diverged and not hist.best_epoch:
             raise E.RunFailed(f"training diverged ({hist.stopped}) before any epoch finished; try a smaller lr")
         if hist.diverged and not _finite_on(self.model_, data):

@@ -395,3 +395,21 @@ def test_warm_start_applies_a_new_lr_and_a_new_optimizer_starts_fresh():
     est.set_params(optimizer="adam").fit(X, Y)
     assert isinstance(est.optimizer_, optim.Adam) and est.optimizer_.t == 2 and est.n_epochs_ == 6   # 2 steps
     assert "valid_auc" not in est.set_params(early_stopping=True).fit(X, Y).history_.epochs[0]
+
+
+def test_a_fit_interrupted_before_any_epoch_leaves_no_model(monkeypatch):
+    """When a caller's own handler of a stop signal returns, train.fit returns a History that says
+    'interrupted'; with no finished epoch the estimator must not pass for fitted (initial weights)."""
+    from nfm_numpy import estimators
+    from nfm_numpy.train import History
+
+    def interrupted(model, *args, **kwargs):
+        return History("rmse", outcome="interrupted", stopped="SIGTERM at epoch 1, after batch 1 of 3")
+
+    monkeypatch.setattr(estimators, "fit_model", interrupted)
+    est = FMRegressor(**SMALL)
+    with pytest.raises(E.RunFailed, match=r"^FMRegressor: training was interrupted \(SIGTERM at epoch 1, after "
+                       r"batch 1 of 3\) before any epoch finished$"):
+        est.fit(X, Y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)

@@ -1029,8 +1029,9 @@ class Encoder:
                 if f.kind in ("categorical", "multi"):
                     f.vocab = np.asarray(arrays[f"{prefix}.vocab{i}"], dtype=str).reshape(-1)
                     f.rare = _saved_rare(arrays, f"{prefix}.rare{i}", f, enc.min_count)
-                    if np.intersect1d(f.vocab, f.rare).size:
-                        raise ValueError(f"field {f.name!r} lists a value both in its vocabulary and as rare")
+                    if np.intersect1d(f.vocab, f.rare).size or f.rare.size > int(f.counts.get("rare", 0)):
+                        raise ValueError(f"field {f.name!r}: its rare values overlap its vocabulary or outnumber "
+                                         f"the {f.counts.get('rare', 0)} its counts declare")
                 if f.kind == "buckets":
                     f.edges = np.asarray(arrays[f"{prefix}.edges{i}"], dtype=np.float64)
                 if f.offset != offset or not (np.isfinite(f.mean) and np.isfinite(f.sd) and f.sd > 0):

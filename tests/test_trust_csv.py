@@ -249,6 +249,12 @@ def negatives_nearly_full(t):
     return Fe.add_negatives(log, "user", "item", n=2)
 
 
+def forged_rare_values(t):
+    arrays = Fe.Encoder(categorical="u", min_count=2).fit({"u": np.array(["a", "a", "b"], dtype=object)}).to_arrays()
+    arrays["encoder.rare0"] = np.array(["b", "c", "d"])               # more than the one rare value declared
+    return Fe.Encoder.from_arrays(arrays)
+
+
 def old_checkpoint(t):
     enc = Fe.Encoder(categorical="u", min_count=2).fit({"u": np.array(["a", "a", "b"], dtype=object)})
     arrays = enc.to_arrays()
@@ -376,6 +382,8 @@ LIB_CASES = [
     # --- class 8: an encoder saved before rare values were recorded
     ("old checkpoint with rare values", old_checkpoint, CheckpointError,
      r"older nfm_numpy that did not record which values of field 'u' were rare .* train the model again"),
+    ("rare values beyond the declared count", forged_rare_values, CheckpointError,
+     r"the saved feature encoder is damaged \(field 'u': its rare values overlap its vocabulary or outnumber the 1"),
     # --- class 17: text labels and the positive class
     ("text labels, log loss", lambda t: yes_no(t), DataError,
      r"yn\.csv, line \d+, column 'bought': label '(no|yes)' is not a number \(name the positive class, e\.g\. "

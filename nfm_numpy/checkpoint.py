@@ -1,23 +1,43 @@
 """Checkpoints: a model's parameters, batch-norm state and configuration in one .npz.
 
 No pickle anywhere: arrays are stored as arrays and the configuration as a JSON
-string, and files are read with ``allow_pickle=False``. Files are written
-through a temporary file and renamed into place (``outputs.write_atomically``):
-an interrupted or failed save leaves the old file as it was and no temporary
-file behind; only a regular file is ever replaced, and it keeps its mode.
+string. Files are written through a temporary file and renamed into place
+(``outputs.write_atomically``): an interrupted or failed save leaves the old
+file as it was and no temporary file behind; only a regular file is ever
+replaced, and it keeps its mode.
 
-Loading checks everything a damaged or foreign file could get wrong, and
-names it: the configuration must hold every key a model needs and no other,
-every array must have the shape and dtype the configuration implies, weights
-must be finite and batch-norm variances non-negative, and the saved id map
-(``extra/raw_ids``) must be one id per feature, all distinct.
+The format is closed: an archive holds ``config``, ``param/<name>`` and
+``state/<name>`` for the configured model, and optionally ``extra/raw_ids``
+(the libFM id map), ``extra/label_range`` and a feature encoder
+(``extra/encoder``, ``extra/encoder.vocab<i>``, ``extra/encoder.edges<i>``,
+other ``extra/encoder.<name>`` arrays). ``save`` writes nothing else, and
+``load`` refuses anything else, naming it, without decompressing it: a member
+nobody reads is still a member someone put there, and ignoring it silently
+would hide a foreign or edited file.
+
+Loading never trusts the archive. The .npz is opened with ``zipfile``, and
+before a single byte of data is decompressed every member's .npy header is
+read and checked: a plain numeric or text dtype (pickled objects are never
+loaded), a declared size equal to what the header describes, and a shape
+the configuration allows (the parameters exactly; the id map one integer
+per feature; the encoder's arrays no more entries than the model has
+features; the text members a bounded size, and no more than 100 times their
+compressed size). So a small forged file cannot make a load spend minutes
+and gigabytes (a "zip bomb"). Then the values are checked: weights finite,
+batch-norm variances non-negative, the id map distinct, the encoder
+describing exactly the model's features.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
+import re
+import stat
 import zipfile
+import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,10 +47,20 @@ from .outputs import write_atomically
 
 FORMAT = "nfm_numpy-checkpoint-1"
 
+_CONFIG_MAX = 1 << 20              # bytes of the configuration's JSON text (a real one is a few hundred)
+_TEXT_MAX = 4 << 20                # bytes of the encoder's JSON text, plus _TEXT_PER_FEATURE per feature
+_TEXT_PER_FEATURE = 4 << 10
+_RATIO_MAX, _RATIO_FROM = 100, 16 << 20    # text members over 16 MiB may be at most 100x their compressed size
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_NAME = re.compile(r"(config|(param|state)/[A-Za-z0-9_]+|extra/(raw_ids|label_range|encoder(\.[A-Za-z0-9_]+)?))"
+                   r"\.npy\Z")
 
+
+# ---------------------------------------------------------------------------- save
 def save(model, path, extra=None):
-    """Write ``model`` to ``path`` (.npz). ``extra``: a dict of host arrays to keep beside it
-    (``raw_ids``, the original feature ids of the dense ids; an encoder's arrays).
+    """Write ``model`` to ``path`` (.npz; exactly that path, no suffix added). ``extra``: host
+    arrays to keep beside it: ``raw_ids`` (the original feature id of each dense id) and/or a
+    feature encoder's arrays (``Encoder.to_arrays()``); nothing else, as the format is closed.
     Raises ``errors.OutputError`` naming the path if it cannot be written. A model with
     non-finite weights, or an ``extra`` that ``load`` would refuse, is refused before writing."""
     from .model import NFM
@@ -43,67 +73,243 @@ def save(model, path, extra=None):
     if bad:
         raise CheckpointError(f"{bad[0].split('/')[1]} holds NaN or infinite values: a diverged model is not saved")
     arrays.update({f"state/{n}": B.to_numpy(a) for n, a in model.state.items()})
+    kept = {}
     for n, a in (extra or {}).items():
         if a is None:
             continue
         a = np.asarray(a)
         if a.dtype.kind == "O":
             raise OptionTypeError(f"extra {n!r} holds Python objects, which a checkpoint never stores (no pickle)")
-        arrays[f"extra/{n}"] = a
-    if "extra/raw_ids" in arrays:
-        _check_raw_ids("extra", arrays["extra/raw_ids"], model.config["n_features"])
+        if not isinstance(n, str) or n == "label_range" or not _NAME.match(f"extra/{n}.npy"):
+            raise OptionTypeError(f"extra {n!r} is not part of the checkpoint format: it keeps raw_ids and a "
+                                  "feature encoder's arrays (Encoder.to_arrays()) only")
+        kept[n] = a
+    n_features = model.config["n_features"]
+    _check_extras("extra", kept, n_features)
+    for n, a in kept.items():
+        _check_extra_shape("extra", n, a.shape, a.dtype, a.nbytes, n_features)
+    arrays.update({f"extra/{n}": a for n, a in kept.items()})
     if model.label_range is not None:
         arrays["extra/label_range"] = np.asarray(model.label_range, dtype=np.float64)
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **model.config}))
     return write_atomically(path, lambda f: np.savez(f, **arrays), "checkpoint")
 
 
-def _read(path):
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except ValueError as e:
-        if "pickle" in str(e):      # NumPy's text would suggest allow_pickle=True: never do that
-            raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (not a .npz archive; pickled data "
-                                  "is never loaded)") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (damaged or not a .npz file: {e})") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
+# ---------------------------------------------------------------------------- the archive
+class _Member(NamedTuple):
+    """One .npy member of the archive, described by its header (its data not yet read)."""
+
+    info: zipfile.ZipInfo
+    shape: tuple
+    dtype: np.dtype
+    nbytes: int
+
+
+class _Counting:
+    """A file object that counts the bytes read through it (to find the end of a .npy header)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def read(self, size=-1):
+        data = self.f.read(size)
+        self.n += len(data)
+        return data
+
+
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+                   RuntimeError)           # RuntimeError: an encrypted member
+
+
+def _open(path):
+    """The archive at ``path`` as a ``zipfile.ZipFile``; a ``CheckpointError`` for what is not one."""
+    st = os.stat(path)                 # FileNotFoundError, PermissionError: the caller's OSError, with the path
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
+        raise CheckpointError(f"{path} is {kind}, not a checkpoint file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
         raise CheckpointError(f"{path}: a single .npy array, not an nfm_numpy checkpoint (.npz)")
     try:
-        with f:
-            return {k: f[k] for k in f.files}
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (it holds pickled objects, which are "
-                                  "never loaded)") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        if magic.startswith(b"PK"):
+            raise CheckpointError(f"{path}: not a readable checkpoint (a truncated or damaged .npz: {e})") from None
+        raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (not a .npz archive; pickled data is never "
+                              "loaded)") from None
+    except _ARCHIVE_ERRORS as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (damaged: {e})") from None
 
 
+def _members(path, zf):
+    """Every member's .npy header, by key (``param/V``), checked; no data is decompressed."""
+    infos = zf.infolist()
+    count = collections.Counter(i.filename for i in infos)
+    if "config.npy" not in count:
+        raise CheckpointError(f"{path}: no configuration inside; not an nfm_numpy checkpoint")
+    out = {}
+    for info in infos:
+        name = info.filename
+        if count[name] > 1:
+            raise CheckpointError(f"{path}: the member {name!r} appears {count[name]} times; the file was "
+                                  "not written by nfm_numpy or is damaged")
+        if info.is_dir():
+            raise CheckpointError(f"{path}: the member {name!r} is a folder; a checkpoint holds arrays only")
+        if not name.endswith(".npy"):
+            _unknown(path, name)
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{path}: the member {name!r} is encrypted")
+        if info.compress_type not in _METHODS:
+            raise CheckpointError(f"{path}: the member {name!r} uses compression method {info.compress_type}, "
+                                  "which a .npz does not")
+        member = _header(path, zf, info)            # its header only: pickled objects are named as such
+        if not _NAME.match(name):
+            _unknown(path, name)
+        out[name[:-4]] = member
+    return out
+
+
+def _unknown(path, name):
+    raise CheckpointError(f"{path}: the member {name!r} is not part of an nfm_numpy checkpoint (it holds config, "
+                          "param/, state/ and extra/raw_ids, label_range, encoder arrays only); its data was not read")
+
+
+def _header(path, zf, info):
+    """The ``_Member`` of ``info``: its .npy header read (a few hundred bytes decompressed) and checked."""
+    where = f"{path}: the member {info.filename!r}"
+    try:
+        with zf.open(info) as raw:
+            f = _Counting(raw)
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy version {version} is not one numpy.savez writes for these arrays")
+    except _ARCHIVE_ERRORS as e:
+        raise CheckpointError(f"{where} is damaged: not a readable .npy array ({e})") from None
+    if dtype.hasobject:
+        raise CheckpointError(f"{where} holds pickled objects, which are never loaded")
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biufU":
+        raise CheckpointError(f"{where} has dtype {dtype}; a checkpoint holds numbers and text only")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if info.file_size != f.n + nbytes:
+        raise CheckpointError(f"{where} is damaged: its header describes {nbytes:,} bytes of data (shape {shape} "
+                              f"{dtype}), the archive entry holds {info.file_size - f.n:,}")
+    return _Member(info, tuple(shape), dtype, nbytes)
+
+
+def _read(path, zf, m):
+    """The data of member ``m``, once its header has been checked against what the format allows."""
+    try:
+        with zf.open(m.info) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except _ARCHIVE_ERRORS as e:
+        raise CheckpointError(f"{path}: the member {m.info.filename!r} is damaged ({e})") from None
+
+
+def _check_text(path, key, m, limit):
+    """A 0-d text member (a JSON string) of at most ``limit`` bytes."""
+    if m.shape != () or m.dtype.kind != "U":
+        raise CheckpointError(f"{path}: {key} must be one text string, got shape {m.shape} {m.dtype}")
+    if m.nbytes > limit:
+        raise CheckpointError(f"{path}: {key} declares {m.nbytes:,} bytes of text, more than the {limit:,} "
+                              "a checkpoint needs; the file is damaged or forged, and was not read further")
+
+
+def _check_ratio(path, m):
+    """Refuse a member whose size is not fixed by the configuration if it decompresses to over
+    100 times its stored size (a "zip bomb": nfm_numpy writes members uncompressed)."""
+    info = m.info
+    if info.file_size > _RATIO_FROM and info.file_size > _RATIO_MAX * max(info.compress_size, 1):
+        raise CheckpointError(f"{path}: the member {info.filename!r} declares {info.file_size / 2**20:,.0f} MiB "
+                              f"from {info.compress_size:,} bytes stored (over {_RATIO_MAX}:1); refused unread as a "
+                              "possible zip bomb (checkpoint.save writes members uncompressed)")
+
+
+def _check_extra_shape(path, name, shape, dtype, nbytes, n_features):
+    """What the format allows for the extra array ``name``, from its shape and dtype alone."""
+    if name == "raw_ids":
+        if shape != (n_features,) or dtype.kind not in "iu" or dtype.itemsize > 8:
+            raise CheckpointError(f"{path}: the id map raw_ids must be {n_features} integers, one per feature; "
+                                  f"got shape {shape} {dtype}")
+    elif name == "label_range":
+        if shape != (2,) or dtype.kind != "f":
+            raise CheckpointError(f"{path}: the label range must be 2 numbers, got shape {shape} {dtype}")
+    elif name == "encoder":
+        if shape != () or dtype.kind != "U":
+            raise CheckpointError(f"{path}: the encoder must be one JSON text, got shape {shape} {dtype}")
+        limit = _TEXT_MAX + _TEXT_PER_FEATURE * n_features
+        if nbytes > limit:
+            raise CheckpointError(f"{path}: the encoder declares {nbytes:,} bytes of text, more than the "
+                                  f"{limit:,} a model of {n_features} features needs; the file is damaged or forged")
+    elif len(shape) != 1 or shape[0] > n_features:
+        raise CheckpointError(f"{path}: the encoder array {name} must be a list of at most {n_features} entries "
+                              f"(the model's features), got shape {shape}")
+
+
+def _bound_extras(path, members, n_features):
+    """Check every extra member's header against the format, before any of them is read."""
+    entries = 0
+    for key, m in members.items():
+        if not key.startswith("extra/"):
+            continue
+        name = key[len("extra/"):]
+        _check_extra_shape(path, name, m.shape, m.dtype, m.nbytes, n_features)
+        if m.dtype.kind == "U":
+            _check_ratio(path, m)
+        if name.startswith("encoder."):
+            entries += m.shape[0]
+    if entries > n_features:                          # every vocabulary value and bucket edge is a feature
+        raise CheckpointError(f"{path}: the encoder's arrays hold {entries:,} entries, more than the model's "
+                              f"{n_features:,} features")
+
+
+# ---------------------------------------------------------------------------- load
 def load(path, backend="numpy", device=None):
     """Read a checkpoint: returns ``(model, extra)``. Raises ``CheckpointError`` for a file
     that is not a checkpoint, is damaged, or whose arrays do not fit its configuration."""
-    from .model import build
-
     if not isinstance(path, (str, os.PathLike)):
         raise OptionTypeError(f"checkpoint.load needs a path, got {path!r}")
     path = Path(path)
-    files = _read(path)
-    if "config" not in files:
-        raise CheckpointError(f"{path}: no configuration inside; not an nfm_numpy checkpoint")
+    with _open(path) as zf:
+        members = _members(path, zf)
+        config = _config(path, zf, members)
+        model = _model(path, members, config)
+        n = model.config["n_features"]
+        _bound_extras(path, members, n)
+        _fill(path, zf, members, model)
+        extra = {k.split("/", 1)[1]: _read(path, zf, m) for k, m in members.items() if k.startswith("extra/")}
+    _check_extras(path, extra, n)
+    if "label_range" in extra:
+        lr = extra["label_range"]
+        if not np.all(np.isfinite(lr)) or lr[0] > lr[1]:
+            raise CheckpointError(f"{path}: the label range {lr.tolist()} is damaged")
+        model.label_range = (float(lr[0]), float(lr[1]))
+    return model.to(backend, device), extra
+
+
+def _config(path, zf, members):
+    """The configuration dict (its size checked before it is read; the format marker removed)."""
+    _check_text(path, "the configuration", members["config"], _CONFIG_MAX)
     try:
-        config = json.loads(str(files["config"]))
+        config = json.loads(str(_read(path, zf, members["config"])))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: damaged configuration ({e})") from None
     if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format (expected {FORMAT})")
-    # the tables first, before a model of the configured size is built: a damaged or forged
-    # configuration must not allocate gigabytes before its arrays are found not to fit
-    V, w = files.get("param/V"), files.get("param/w")
+    return config
+
+
+def _model(path, members, config):
+    """A model of the configuration, its stored parameters' and state's headers checked against
+    it (their data is not read yet); the tables w and V even before the model is built, so a
+    forged configuration allocates nothing its arrays do not back."""
+    from .model import build
+
+    V, w = members.get("param/V"), members.get("param/w")
     want = (config.get("n_features"), config.get("k"))
     if V is None or w is None or V.shape != want or w.shape != want[:1]:
         raise CheckpointError(f"{path}: the tables w {None if w is None else w.shape} and V "
@@ -114,34 +320,79 @@ def load(path, backend="numpy", device=None):
     except InputError as e:
         raise CheckpointError(f"{path}: the configuration does not describe a model: {e}") from None
     for group, target in (("param", model.params), ("state", model.state)):
-        stored = {k.split("/", 1)[1]: v for k, v in files.items() if k.startswith(group + "/")}
+        stored = {k.split("/", 1)[1]: m for k, m in members.items() if k.startswith(group + "/")}
         if set(stored) != set(target):
             raise CheckpointError(f"{path}: {group} names {sorted(stored)} do not match the model's "
                                   f"{sorted(target)}")
-        for n, a in stored.items():
-            if a.shape != target[n].shape or a.dtype != target[n].dtype:
-                raise CheckpointError(f"{path}: {group} {n} has shape {a.shape} {a.dtype}, the model expects "
+        for n, m in stored.items():
+            if m.shape != target[n].shape or m.dtype != target[n].dtype:
+                raise CheckpointError(f"{path}: {group} {n} has shape {m.shape} {m.dtype}, the model expects "
                                       f"{target[n].shape} {target[n].dtype}")
+    return model
+
+
+def _fill(path, zf, members, model):
+    """Read the parameters and state into ``model``: finite, batch-norm variances non-negative."""
+    for group, target in (("param", model.params), ("state", model.state)):
+        for n in list(target):
+            a = _read(path, zf, members[f"{group}/{n}"])
             if not np.all(np.isfinite(a)):
                 raise CheckpointError(f"{path}: {group} {n} holds {int((~np.isfinite(a)).sum())} NaN or "
                                       "infinite values; the file is damaged or was saved from a diverged run")
             if group == "state" and n.startswith("var") and np.any(a < 0):
                 raise CheckpointError(f"{path}: batch-norm running variance {n} is negative; the file is damaged")
             target[n] = a
-    extra = {k.split("/", 1)[1]: v for k, v in files.items() if k.startswith("extra/")}
+
+
+# ---------------------------------------------------------------------------- the extras
+def _check_extras(path, extra, n):
+    """The id map and the encoder, against the model's ``n`` features (on save and on load)."""
     if "raw_ids" in extra:
-        _check_raw_ids(path, extra["raw_ids"], model.config["n_features"])
-    if "label_range" in extra:
-        lr = extra["label_range"]
-        if lr.shape != (2,) or not np.all(np.isfinite(lr)) or lr[0] > lr[1]:
-            raise CheckpointError(f"{path}: the label range {lr.tolist()} is damaged")
-        model.label_range = (float(lr[0]), float(lr[1]))
-    return model.to(backend, device), extra
+        _check_raw_ids(path, extra["raw_ids"], n)
+    if "label_range" in extra and (extra["label_range"].shape != (2,) or extra["label_range"].dtype.kind != "f"):
+        raise CheckpointError(f"{path}: the label range must be 2 numbers")
+    encoder = {k: v for k, v in extra.items() if k == "encoder" or k.startswith("encoder.")}
+    if encoder and "encoder" not in encoder:
+        raise CheckpointError(f"{path}: encoder arrays {sorted(encoder)} without the encoder itself")
+    if encoder:
+        _check_encoder(path, encoder, n)
 
 
 def _check_raw_ids(path, raw, n):
+    """The libFM id map: ``n`` integers, one per feature, distinct and non-negative."""
     if raw.ndim != 1 or raw.shape[0] != n or not np.issubdtype(raw.dtype, np.integer):
         raise CheckpointError(f"{path}: the id map raw_ids must be {n} integers, one per feature; "
                               f"got shape {raw.shape} {raw.dtype}")
     if raw.size and (raw.min() < 0 or np.unique(raw).size != raw.size):
         raise CheckpointError(f"{path}: the id map raw_ids must hold distinct non-negative ids")
+
+
+def _check_encoder(path, arrays, n):
+    """The saved feature encoder describes exactly the model's ``n`` features: fields in order,
+    each range of ids inside [0, n), distinct names, distinct vocabulary values, sorted finite
+    bucket edges, a separator for multi-valued fields. A mismatched encoder would read a CSV
+    file into the wrong features without a word."""
+    from .features import Encoder
+    try:
+        enc = Encoder.from_arrays(arrays)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise CheckpointError(f"{path}: the saved feature encoder is damaged ({e})") from None
+    if enc.n_features != n:
+        raise CheckpointError(f"{path}: the encoder describes {enc.n_features} features, the model has {n}")
+    names = [f.name for f in enc.fields]
+    if len(set(names)) != len(names) or not all(isinstance(x, str) for x in names):
+        raise CheckpointError(f"{path}: the encoder names a field twice (fields {names})")
+    for f in enc.fields:
+        if not 0 <= f.offset < n:
+            raise CheckpointError(f"{path}: the encoder's field {f.name!r} starts at feature {f.offset}, outside the "
+                                  f"model's {n} features")
+        values = f.vocab if f.vocab is not None else np.zeros(0)
+        if np.unique(values).size != values.size:
+            raise CheckpointError(f"{path}: the encoder's field {f.name!r} lists a value twice; the file is damaged")
+        if f.edges is not None and (not np.all(np.isfinite(f.edges)) or np.any(np.diff(f.edges) <= 0)):
+            raise CheckpointError(f"{path}: the bucket edges of the encoder's field {f.name!r} are not finite "
+                                  "and increasing; the file is damaged")
+        if f.kind == "multi" and (not isinstance(f.sep, str) or not f.sep or f.width < 1):
+            raise CheckpointError(f"{path}: the encoder's multi-valued field {f.name!r} has no separator")

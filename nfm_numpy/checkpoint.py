@@ -86,8 +86,8 @@ def save(model, path, extra=None):
         kept[n] = a
     n_features = model.config["n_features"]
     _check_extras("extra", kept, n_features)
-    for n, a in kept.items():
-        _check_extra_shape("extra", n, a.shape, a.dtype, a.nbytes, n_features)
+    rare = _rare_counts("extra", kept["encoder"]) if "encoder" in kept else {}
+    _check_extra_shapes("extra", {n: (a.shape, a.dtype, a.nbytes) for n, a in kept.items()}, n_features, rare)
     arrays.update({f"extra/{n}": a for n, a in kept.items()})
     if model.label_range is not None:
         arrays["extra/label_range"] = np.asarray(model.label_range, dtype=np.float64)
@@ -229,8 +229,13 @@ def _check_ratio(path, m):
                               "possible zip bomb (checkpoint.save writes members uncompressed)")
 
 
-def _check_extra_shape(path, name, shape, dtype, nbytes, n_features):
-    """What the format allows for the extra array ``name``, from its shape and dtype alone."""
+_RARE = re.compile(r"encoder\.rare(\d+)\Z")
+_FEATURES = re.compile(r"encoder\.(vocab|edges)\d+\Z")
+
+
+def _check_extra_shape(path, name, shape, dtype, nbytes, n_features, rare):
+    """What the format allows for the extra array ``name``, from its shape and dtype alone.
+    ``rare``: field index -> the number of rare values the encoder's JSON declares."""
     if name == "raw_ids":
         if shape != (n_features,) or dtype.kind not in "iu" or dtype.itemsize > 8:
             raise CheckpointError(f"{path}: the id map raw_ids must be {n_features} integers, one per feature; "
@@ -245,26 +250,49 @@ def _check_extra_shape(path, name, shape, dtype, nbytes, n_features):
         if nbytes > limit:
             raise CheckpointError(f"{path}: the encoder declares {nbytes:,} bytes of text, more than the "
                                   f"{limit:,} a model of {n_features} features needs; the file is damaged or forged")
+    elif _RARE.match(name):                   # rare values are not features: their count is in the JSON
+        declared = rare.get(int(_RARE.match(name).group(1)), 0)
+        if len(shape) != 1 or shape[0] > declared:
+            raise CheckpointError(f"{path}: the encoder array {name} must list at most the {declared} rare values "
+                                  f"the encoder declares, got shape {shape}")
     elif len(shape) != 1 or shape[0] > n_features:
         raise CheckpointError(f"{path}: the encoder array {name} must be a list of at most {n_features} entries "
                               f"(the model's features), got shape {shape}")
 
 
-def _bound_extras(path, members, n_features):
-    """Check every extra member's header against the format, before any of them is read."""
-    entries = 0
-    for key, m in members.items():
-        if not key.startswith("extra/"):
-            continue
-        name = key[len("extra/"):]
-        _check_extra_shape(path, name, m.shape, m.dtype, m.nbytes, n_features)
+def _rare_counts(path, text):
+    """Field index -> the number of rare values the encoder's JSON ``text`` declares for it."""
+    try:
+        spec = json.loads(str(text))
+        return {i: int(f.get("counts", {}).get("rare", 0)) for i, f in enumerate(spec["fields"])}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: the saved feature encoder is damaged ({e})") from None
+
+
+def _check_extra_shapes(path, shapes, n_features, rare):
+    """Every extra array's shape against the format; ``shapes``: name -> (shape, dtype, nbytes).
+    Vocabulary values and bucket edges are features: together no more than the model's."""
+    for name, (shape, dtype, nbytes) in shapes.items():
+        _check_extra_shape(path, name, shape, dtype, nbytes, n_features, rare)
+    entries = sum(shape[0] for name, (shape, _, _) in shapes.items() if _FEATURES.match(name))
+    if entries > n_features:
+        raise CheckpointError(f"{path}: the encoder's vocabularies and bucket edges hold {entries:,} entries, more "
+                              f"than the model's {n_features:,} features")
+
+
+def _bound_extras(path, zf, members, n_features):
+    """Check every extra member's header against the format before any of them is read (the
+    encoder's JSON, itself bounded, is read first: it declares how many rare values there are)."""
+    extras = {k[len("extra/"):]: m for k, m in members.items() if k.startswith("extra/")}
+    for m in extras.values():
         if m.dtype.kind == "U":
             _check_ratio(path, m)
-        if name.startswith("encoder."):
-            entries += m.shape[0]
-    if entries > n_features:                          # every vocabulary value and bucket edge is a feature
-        raise CheckpointError(f"{path}: the encoder's arrays hold {entries:,} entries, more than the model's "
-                              f"{n_features:,} features")
+    rare = {}
+    if "encoder" in extras:
+        m = extras["encoder"]
+        _check_extra_shape(path, "encoder", m.shape, m.dtype, m.nbytes, n_features, rare)
+        rare = _rare_counts(path, _read(path, zf, m))
+    _check_extra_shapes(path, {n: (m.shape, m.dtype, m.nbytes) for n, m in extras.items()}, n_features, rare)
 
 
 # ---------------------------------------------------------------------------- load
@@ -279,7 +307,7 @@ def load(path, backend="numpy", device=None):
         config = _config(path, zf, members)
         model = _model(path, members, config)
         n = model.config["n_features"]
-        _bound_extras(path, members, n)
+        _bound_extras(path, zf, members, n)
         _fill(path, zf, members, model)
         extra = {k.split("/", 1)[1]: _read(path, zf, m) for k, m in members.items() if k.startswith("extra/")}
     _check_extras(path, extra, n)

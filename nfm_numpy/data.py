@@ -29,12 +29,14 @@ class Batch(NamedTuple):
     weight: Any = None       # (B,) float sample weights, or None (all 1)
 
 
-def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
+def validate(idx, val, y=None, n_features=None, where="batch", weight=None, dtype=None):
     """Raise ``DataError`` / ``OptionTypeError`` naming the problem; return nothing.
 
     Checks: 2-D integer ids; values of the same shape and a floating dtype;
-    ids in [0, n_features); values, labels and weights finite; labels and
-    weights of shape (B,); weights >= 0.
+    ids in [0, n_features); values, labels and weights finite (the error names
+    the first bad entry's row); labels and weights of shape (B,); weights >= 0.
+    With ``dtype`` (the model's), every value, label and weight must also fit
+    in it: a float64 1e39 cast to float32 would silently become infinity.
     """
     xp = B.get_xp(idx, val)
     if getattr(idx, "ndim", None) != 2:
@@ -54,8 +56,7 @@ def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
         if n_features is not None and hi >= n_features:
             raise DataError(f"{where}: feature id {hi} out of range for a model of {n_features} features "
                             f"(ids must be in [0, {n_features}))")
-    if not bool(xp.all(xp.isfinite(val))):
-        raise DataError(f"{where}: val holds NaN or inf")
+    _finite(xp, val, where, "val holds")
     for name, a in (("y", y), ("weight", weight)):
         if a is None:
             continue
@@ -64,10 +65,40 @@ def validate(idx, val, y=None, n_features=None, where="batch", weight=None):
         if not B.isdtype(a.dtype, "real floating"):
             raise OptionTypeError(f"{where}: {'labels' if name == 'y' else name} must be floating point, "
                                   f"got dtype {a.dtype}")
-        if not bool(xp.all(xp.isfinite(a))):
-            raise DataError(f"{where}: {'labels' if name == 'y' else name} hold NaN or inf")
+        _finite(xp, a, where, "labels y hold" if name == "y" else "weights hold")
     if weight is not None and bool(xp.any(weight < 0)):
         raise DataError(f"{where}: weights must be >= 0")
+    if dtype is not None:
+        fit_dtype(dtype, where, val=val, y=y, weight=weight)
+
+
+def fit_dtype(dtype, where, **arrays):
+    """Raise ``DataError`` if a value of the (finite) arrays given by name would overflow when cast
+    to ``dtype`` (a float64 1e39 becomes infinity in float32), naming the array and the entry."""
+    for name, a in arrays.items():
+        if a is None or not a.size:
+            continue
+        xp = B.get_xp(a)
+        if float(xp.max(xp.abs(a))) > float(np.finfo(dtype).max):
+            host = np.asarray(B.to_numpy(a), dtype=np.float64)
+            fits(host, dtype, "value", lambda i, a=a, name=name: f"{where}: {name}{_entry(a, i)}",
+                 hint="; rescale the values, or use a float64 model")
+
+
+def _entry(a, i):
+    """``[r]`` or ``[r, c]``: the index of flat entry ``i`` of ``a`` (1-D or 2-D)."""
+    return f"[{i}]" if a.ndim == 1 else f"[{i // a.shape[1]}, {i % a.shape[1]}]"
+
+
+def _finite(xp, a, where, what):
+    """Raise ``DataError`` if ``a`` holds NaN or inf, naming the first such entry (row, and entry
+    within the row for 2-D values); the search runs on the host, on the error path only."""
+    if bool(xp.all(xp.isfinite(a))):
+        return
+    host = np.asarray(B.to_numpy(a))
+    i = int(np.flatnonzero(~np.isfinite(host))[0])
+    at = f"row {i}" if host.ndim == 1 else f"row {i // host.shape[1]}, entry {i % host.shape[1]}"
+    raise DataError(f"{where}: {what} NaN or inf ({host.flat[i]} at {at}; rows count from 0)")
 
 
 def _as_array(a, name, dtype=None):
@@ -104,16 +135,29 @@ def make_batch(idx, val=None, y=None, n_features=None, weight=None):
     return Batch(idx, val, y, weight)
 
 
-def fits(values, dtype, what, where=None):
-    """``values`` (float64) if every one fits in ``dtype``; else a ``DataError`` naming the first
-    that would overflow to infinity (``where(i)`` locates entry i, e.g. a file and line)."""
-    big = np.finfo(dtype).max
-    over = np.flatnonzero(np.abs(values) > big)
+def fits(values, dtype, what, where=None, hint=None):
+    """``values`` (float64) if casting them to ``dtype`` loses none: a ``DataError`` names the first
+    finite value too large for ``dtype`` (it would become infinity), and the dtype it was checked
+    against. ``where(i)`` locates entry i (e.g. a file and line). NaN and inf pass: a cast keeps
+    them, and the callers' finiteness checks name them as such.
+
+    The message suggests float64 only when ``dtype`` is narrower and float64 holds the value;
+    ``hint`` replaces that suggestion (e.g. where the dtype is a saved model's, which no option
+    changes), '' for none.
+    """
+    values = np.asarray(values)
+    big = float(np.finfo(dtype).max)
+    with np.errstate(invalid="ignore"):
+        over = np.flatnonzero(np.isfinite(values) & (np.abs(values) > big))
     if over.size:
         i = int(over[0])
+        v = values.flat[i]
+        name = np.dtype(dtype).name
+        if hint is None:
+            wider = np.finfo(dtype).bits < 64 and abs(v) <= float(np.finfo(np.float64).max)
+            hint = "; rescale the values" + (", or use float64 (--dtype float64 holds it)" if wider else "")
         at = f"{where(i)}: " if where else ""
-        raise DataError(f"{at}{what} {values.flat[i]:g} is too large for {np.dtype(dtype).name} (max {big:.3g}); "
-                        "rescale the values, or use float64 (--dtype float64)")
+        raise DataError(f"{at}{what} {v:g} is too large for {name} (max {big:.3g}){hint}")
     return values
 
 
@@ -166,12 +210,25 @@ def from_csr(X, y=None, dtype=np.float32, weight=None):
     idx = np.zeros((n, F), dtype=np.int64)
     val = np.zeros((n, F), dtype=dtype)
     idx[row, pos] = X.indices
-    fits(X.data, dtype, "from_csr: a value")
+    _finite(np, X.data, "from_csr", "X holds")
+    fits(X.data, dtype, "a value", lambda i: f"from_csr: X[{row[i]}, {X.indices[i]}]")
     val[row, pos] = X.data
-    y = None if y is None else fits(np.asarray(y, dtype=np.float64), dtype, "from_csr: a label").astype(dtype)
-    weight = None if weight is None else np.asarray(weight, dtype=dtype)
+    y, weight = (None if a is None else _cast(a, dtype, name) for a, name in ((y, "y"), (weight, "sample_weight")))
     validate(idx, val, y, X.shape[1], where="from_csr", weight=weight)
     return Batch(idx, val, y, weight)
+
+
+def _cast(a, dtype, name):
+    """A 1-D array of labels or weights in ``dtype``, read as float64 first: a value the cast would
+    overflow, or NaN / inf, is an error naming its index."""
+    a = np.asarray(B.to_numpy(_as_array(a, name, np.float64)))
+    if a.dtype.kind not in "iufb":
+        raise OptionTypeError(f"from_csr: {name} must hold numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if a.ndim != 1:
+        raise DataError(f"from_csr: {name} must be 1-D (one per row), got shape {a.shape}")
+    _finite(np, a, "from_csr", f"{name} holds")
+    return fits(a, dtype, "a value", lambda i: f"from_csr: {name}[{i}]").astype(dtype)
 
 
 class Dataset:
@@ -213,6 +270,7 @@ class Dataset:
         xp = B.resolve(xp)
         val, y, w = self.val, self.y, self.weight
         if dtype is not None:
+            fit_dtype(dtype, self.name, val=val, y=y, weight=w)      # a cast that would overflow is an error
             val, y = val.astype(dtype), y.astype(dtype)
             w = None if w is None else w.astype(dtype)
         return self._like(*(None if a is None else B.to_device(a, xp, device) for a in (self.idx, val, y, w)))

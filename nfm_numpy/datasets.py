@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, Split, binary_labels, fits  # noqa: F401  (Split: re-exported)
+from .data import Dataset, Split, binary_labels, fits  # noqa: F401  (Split, fits: re-exported)
 from .errors import DataError, OptionError
 from .libfm import LibFMError, read_libfm, to_model_ids  # noqa: F401  (re-exported: datasets.read_libfm)
 
@@ -61,12 +61,15 @@ def map_ids(*id_arrays):
 
 
 def load_libfm_split(train_path, valid_path, test_path, loss="square", name="data", dtype=np.float32):
-    """Read three libFM files into a ``Split`` with one shared id space.
+    """Read three libFM files into a ``Split`` with one shared id space, values and labels in
+    ``dtype`` (parsed as float64 first: one too large for ``dtype`` is an error naming its file,
+    line and token, never an infinity).
 
     For ``loss='log'`` the labels must be 0/1 or -1/1 (-1 -> 0); any other label is an
     error naming its file and line. Each dataset's ``label_map`` says what was mapped."""
-    parts = {role: (p, read_libfm(p)) for role, p in (("train", train_path), ("test", test_path),
-                                                       ("valid", valid_path))}
+    dtype = _float_dtype(dtype)
+    parts = {role: (p, read_libfm(p, dtype)) for role, p in (("train", train_path), ("test", test_path),
+                                                              ("valid", valid_path))}
     if np.all(parts["train"][1].ids < 0):
         raise DataError(f"{train_path}: no row has any feature (every line is a label alone): "
                         "there is nothing to learn from")
@@ -76,17 +79,21 @@ def load_libfm_split(train_path, valid_path, test_path, loss="square", name="dat
     for role in ("train", "valid", "test"):
         path, f = parts[role]
         y, note = labels_for(f.y, loss, path, f.lines)
-        val, y = _in_dtype(f, y, dtype, path)
-        out[role] = Dataset(mapped[role], val, y, raw_ids.size, f"{name}.{role}", raw_ids)
+        out[role] = Dataset(mapped[role], f.val.astype(dtype), y.astype(dtype), raw_ids.size, f"{name}.{role}",
+                            raw_ids)
         out[role].label_map = note
     return Split(out["train"], out["valid"], out["test"])
 
 
-def _in_dtype(f, y, dtype, path):
-    """Values and labels of a libFM file in ``dtype``; one too large for it is an error naming its line."""
-    fits(f.val, dtype, "value", lambda i: f"{path}, line {f.lines[i // f.val.shape[1]]}")
-    fits(y, dtype, "label", lambda i: f"{path}, line {f.lines[i]}")
-    return f.val.astype(dtype), y.astype(dtype)
+def _float_dtype(dtype):
+    """``dtype`` as a NumPy floating dtype (float32 or float64); anything else is an ``OptionError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise OptionError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
 
 
 def labels_for(y, loss, where="labels", lines=None):
@@ -100,17 +107,23 @@ def labels_for(y, loss, where="labels", lines=None):
 LIBFM_UNSEEN = ("ignore", "error")
 
 
-def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"):
+def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error", need_y=True):
     """A libFM file in the id space of a trained model (``raw_ids``: the raw id of each
-    dense id, saved in checkpoints).
+    dense id, saved in checkpoints), values and labels in ``dtype`` (the model's: parsed as
+    float64 first, one too large for ``dtype`` is an error naming its line and token).
 
     An id the model never saw is an error naming its line (``unseen='error'``),
     or is dropped from its row (``unseen='ignore'``: x = 0, as if absent).
+    ``need_y=False`` (prediction) reads no labels: they are neither checked nor
+    mapped for the loss, and the dataset's labels are 0.
     Returns ``(dataset, n_ignored)``, the number of entries dropped.
     """
     if unseen not in LIBFM_UNSEEN:
         raise OptionError(f"unseen must be one of {', '.join(LIBFM_UNSEEN)}; got {unseen!r}")
-    f = read_libfm(path)
+    dtype = _float_dtype(dtype)
+    hint = (f"; rescale the values (the model is {dtype.name}: a model trained with --dtype float64 holds it)"
+            if dtype != np.float64 else "; rescale the values")
+    f = read_libfm(path, dtype, need_y, hint)
     dense, known = to_model_ids(f.ids, np.asarray(raw_ids))
     val = f.val.copy()
     n_unknown = int((~known).sum())
@@ -123,9 +136,8 @@ def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"
     if real and n_unknown == real:
         raise LibFMError(f"{path}: none of its {real} feature ids was seen in training: is this the file (and the "
                          "model) you meant?")
-    y, note = labels_for(f.y, loss, path, f.lines)
-    val, y = _in_dtype(f._replace(val=val), y, dtype, path)
-    ds = Dataset(dense, val, y, raw_ids.size, str(path), raw_ids)
+    y, note = labels_for(f.y, loss, path, f.lines) if need_y else (f.y, "")
+    ds = Dataset(dense, val.astype(dtype), y.astype(dtype), raw_ids.size, str(path), raw_ids)
     ds.label_map = note
     return ds, n_unknown
 
@@ -324,16 +336,19 @@ def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FI
 
 
 # ------------------------------------------------------------------ by name
-def load(name="synthetic", data_dir=None, loss="square", seed=0, download=True, progress=True, **synthetic_kw):
+def load(name="synthetic", data_dir=None, loss="square", seed=0, download=True, progress=True, dtype=np.float32,
+         **synthetic_kw):
     """A ``Split`` by name: 'synthetic', 'frappe' or 'ml-tag'; or ``data_dir``, a folder
-    holding NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm."""
+    holding NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm. Values and labels
+    are in ``dtype`` (the model's: libFM numbers are parsed as float64, then checked to fit)."""
+    dtype = _float_dtype(dtype)
     if data_dir is not None:
         stem, (tr, va, te) = find_split_files(data_dir, None if name in ("synthetic", None) else name)
-        return load_libfm_split(tr, va, te, loss, stem)
+        return load_libfm_split(tr, va, te, loss, stem, dtype)
     if name == "synthetic":
-        return synthetic(loss=loss, seed=seed, **synthetic_kw)
+        return synthetic(loss=loss, seed=seed, dtype=dtype, **synthetic_kw)
     if name not in BLOB_IDS:
         raise OptionError(f"unknown dataset {name!r}: expected synthetic, frappe or ml-tag (or --data-dir)")
     d = fetch(name, progress=progress) if download else cache_dir() / name
     _, (tr, va, te) = find_split_files(d, name)
-    return load_libfm_split(tr, va, te, loss, name)
+    return load_libfm_split(tr, va, te, loss, name, dtype)

@@ -13,7 +13,10 @@ skipped; rows may have any length (padded with id -1 and value 0).
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import warnings
 from typing import NamedTuple
 
@@ -41,7 +44,40 @@ class LibFM(NamedTuple):
     lines: np.ndarray        # (N,) int64 the line of the file each row came from (1-based)
 
 
-def _check_token(where, tok):
+_LITERAL = re.compile(r"[+-]?(inf|infinity|nan)\Z", re.I)     # written as not finite (not an overflow)
+
+
+def _hint(dtype, hint):
+    """What the message of a too-large number suggests (``hint`` if the caller gave one)."""
+    if hint is not None:
+        return hint
+    if np.finfo(dtype).bits < 64:
+        return "; rescale the values, or use float64, which holds it (--dtype float64)"
+    return "; rescale the values"
+
+
+def _check_number(where, what, text, token, dtype, hint):
+    """Raise ``LibFMError`` unless ``text`` (a label or a value, in ``token``) is a finite number
+    that fits in ``dtype``: 'nan' and 'inf' are not finite; '1e39' is too large for float32 and
+    '1e309' for any dtype (it reads as infinity)."""
+    shown = f"{what} {text!r}" + (f" in {token!r}" if token != text else "")
+    if not NUMBER.match(text):
+        raise LibFMError(f"{where}: {shown} is not a number")
+    v = float(text)
+    if _LITERAL.match(text):
+        raise LibFMError(f"{where}: {what} in {token!r} is not finite" if token != text else
+                         f"{where}: {shown} is not finite")
+    big = float(np.finfo(dtype).max)
+    if not np.isfinite(v) or abs(v) > big:
+        at = f"{v:g}" if np.isfinite(v) else repr(text)
+        name = np.dtype(dtype).name if np.isfinite(v) else "float64"
+        big = big if np.isfinite(v) else float(np.finfo(np.float64).max)
+        raise LibFMError(f"{where}: {what} {at} is too large for {name} (max {big:.3g})"
+                         + (f" in {token!r}" if token != text else "")
+                         + (_hint(dtype, hint) if np.isfinite(v) else "; rescale the values"))
+
+
+def _check_token(where, tok, dtype=np.float64, hint=None):
     """Raise ``LibFMError`` for an entry token that is not ``id:value`` with a valid id and value."""
     if not tok.isascii():
         raise LibFMError(f"{where}: {tok!r} holds a character that is not ASCII (libFM files are ASCII: "
@@ -55,27 +91,48 @@ def _check_token(where, tok):
         raise LibFMError(f"{where}: feature id {fid!r} in {tok!r} is {what} (ids are written as digits 0-9)")
     if int(fid) > ID_MAX:
         raise LibFMError(f"{where}: feature id {fid} in {tok!r} does not fit in 64 bits (max {ID_MAX})")
-    if not NUMBER.match(v):
-        raise LibFMError(f"{where}: value {v!r} in {tok!r} is not a number")
-    if not np.isfinite(float(v)):
-        raise LibFMError(f"{where}: value in {tok!r} is not finite")
+    _check_number(where, "value", v, tok, dtype, hint)
 
 
-def _slow_find_error(path, text):
+def _slow_find_error(path, text, dtype=np.float64, need_y=True, hint=None):
     """Walk the lines one by one to name the first malformed one (only on the error path)."""
     for number, line in enumerate(text.decode("utf-8", errors="replace").split("\n"), start=1):
         tokens = [t for t in _SPACE.split(line) if t]
         if not tokens:
             continue
         where = f"{path}, line {number}"
-        if not NUMBER.match(tokens[0]):
-            raise LibFMError(f"{where}: label {tokens[0]!r} is not a number")
-        if not np.isfinite(float(tokens[0])):
-            raise LibFMError(f"{where}: label {tokens[0]!r} is not finite")
+        if need_y:
+            _check_number(where, "label", tokens[0], tokens[0], dtype, hint)
         for tok in tokens[1:]:
-            _check_token(where, tok)
+            _check_token(where, tok, dtype, hint)
     # the fast path and this walk disagree: a bug, but still say where to look
     raise LibFMError(f"{path}: could not be parsed, though every line looks well formed; please report this")
+
+
+def _read_bytes(path):
+    """The bytes of ``path``. A folder, device or socket is refused (reading /dev/zero would never
+    end); a FIFO or pipe is read to its end (``<(zcat f.gz)`` works), and one that no program
+    writes to is refused at once instead of blocking forever."""
+    st = os.stat(path)                                   # FileNotFoundError etc.: an OSError with the path
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            return f.read()
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat.S_ISFIFO(st.st_mode):
+        raise LibFMError(f"{path} is not a regular file (a device or a socket); give a libFM file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)     # opening a FIFO without a writer would block
+    try:
+        os.set_blocking(fd, True)                        # then wait for the data a writer sends
+        with os.fdopen(fd, "rb") as f:
+            fd = None
+            data = f.read()
+    finally:
+        if fd is not None:
+            os.close(fd)
+    if not data:
+        raise LibFMError(f"{path}: a FIFO (named pipe) that gave no data: no program was writing to it")
+    return data
 
 
 def _as_text(path, data):
@@ -144,17 +201,22 @@ def _numbers(data, arr, start, stop):
     return out
 
 
-def read_libfm(path):
+def read_libfm(path, dtype=np.float64, need_y=True, hint=None):
     """Read a libFM / svmlight file: one example a line, ``label id:value id:value ...``.
 
     Returns a ``LibFM(ids, val, y, lines)``: raw feature ids (N, F) int64
-    padded with -1, values (N, F) float64 padded with 0, labels (N,), and the
-    line number of each row. Raises ``LibFMError`` naming the file and line of
-    the first malformed line, or saying why the file holds no examples.
+    padded with -1, values (N, F) float64 padded with 0, labels (N,) float64,
+    and the line number of each row. Numbers are parsed as float64 whatever
+    ``dtype``, then each must fit in ``dtype`` (the dtype the caller will cast
+    to: a float32 model cannot hold 1e39). ``need_y=False`` (prediction) does
+    not read the labels: y is all 0. Raises ``LibFMError`` naming the file,
+    line and token of the first malformed, non-finite or too large number, or
+    saying why the file holds no examples; ``hint`` replaces the suggestion
+    that ends a too-large message.
     """
     path = str(path)
-    with open(path, "rb") as f:
-        data = _as_text(path, f.read())
+    dtype = np.dtype(dtype)
+    data = _as_text(path, _read_bytes(path))
     arr = np.frombuffer(data, dtype=np.uint8)
     space = _WHITESPACE[arr]                                              # (nbytes,)
     newlines = np.flatnonzero(arr == ord("\n"))
@@ -175,26 +237,26 @@ def read_libfm(path):
         blank = newlines.size + (not data.endswith(b"\n"))
         raise LibFMError(f"{path}: no examples ({blank} blank line{'s' if blank != 1 else ''}, nothing else)")
     if np.any(tokens_per_line[used] != 1 + colons_per_line[used]):
-        _slow_find_error(path, data)
+        _slow_find_error(path, data, dtype, need_y, hint)
     # entry tokens: every token but the first of each line; the k-th colon must lie inside the k-th
     is_entry = np.ones(starts.size, dtype=bool)
     label_tok = (first_token - tokens_per_line)[used]
     is_entry[label_tok] = False
     e_start, e_stop = starts[is_entry], stops[is_entry]
     if not (np.all(e_start < colons) and np.all(colons + 1 < e_stop)):
-        _slow_find_error(path, data)
+        _slow_find_error(path, data, dtype, need_y, hint)
     # ids: decimal digits only ("3.0", "1e3", "+3", "-3" are not ids), exact in int64
     ids, ok = _integers(arr, e_start, colons)
     ok &= arr[e_start] != ord("-")
     for t in np.flatnonzero(~ok):                                         # rare: 19 digits, or not an id
         token = data[e_start[t]:colons[t]]
         if not token.isdigit() or int(token) > ID_MAX:
-            _slow_find_error(path, data)
+            _slow_find_error(path, data, dtype, need_y, hint)
         ids[t] = int(token)
-    y = _numbers(data, arr, starts[label_tok], stops[label_tok])
+    y = _numbers(data, arr, starts[label_tok], stops[label_tok]) if need_y else np.zeros(label_tok.size)
     values = _numbers(data, arr, colons + 1, e_stop)
-    if y is None or values is None or not (np.all(np.isfinite(y)) and np.all(np.isfinite(values))):
-        _slow_find_error(path, data)
+    if y is None or values is None or not (_fit(y, dtype) and _fit(values, dtype)):
+        _slow_find_error(path, data, dtype, need_y, hint)
     nnz = colons_per_line[used]                                           # (N,) entries per row
     N, F = nnz.size, int(nnz.max(initial=0))
     _check_padded_size(path, N, F, nnz, np.flatnonzero(used) + 1)
@@ -205,6 +267,12 @@ def read_libfm(path):
     out_ids[row, pos] = ids
     out_val[row, pos] = values
     return LibFM(out_ids, out_val, y, np.flatnonzero(used) + 1)
+
+
+def _fit(values, dtype):
+    """Every value finite and within ``dtype``'s range."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.abs(values) <= float(np.finfo(dtype).max)))
 
 
 def _check_padded_size(path, N, F, nnz, lines):

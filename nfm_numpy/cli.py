@@ -303,7 +303,8 @@ def add_csv_options(p):
                         "other value is 0 (needed for text labels; 0/1 and -1/1 labels need none)")
     # the column options may be repeated: each adds its columns (--ignore a --ignore b = --ignore a,b)
     g.add_argument("--categorical", type=names, action="extend", default=None,
-                   help="categorical columns C1,C2 (default: every column not named by another option)")
+                   help="categorical columns C1,C2; '*' for every column no other option names (a column that "
+                        "no option names is an error, never used silently)")
     g.add_argument("--numeric", type=numeric_columns, action="extend", default=None,
                    help="numeric columns C3,C4:8: standardised, or (':8') in 8 quantile buckets")
     g.add_argument("--multi-valued", type=multi_column, action="append", default=None, metavar="COL:SEP",
@@ -436,8 +437,7 @@ def load_data(a, loss, progress=True, dtype=None):
             a.csv, a.label, a.categorical, by_column(a.numeric, "--numeric"),
             by_column(a.multi_valued, "--multi-valued"), a.ignore or [], a.min_count or 1,
             MISSING + tuple(a.missing or ()), a.delimiter, a.negatives or 0, a.user_col, a.item_col,
-            a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed, dtype=dtype,
-            **({"positive": a.positive} if a.positive is not None else {}))
+            a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv, loss, a.seed, dtype=dtype, positive=a.positive)
         print(a.encoder)
         for note in notes:
             print(note)

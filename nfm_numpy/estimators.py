@@ -75,16 +75,25 @@ def _all_or_nothing(fit):
     """A fit that raises an error leaves the estimator as it was: its fitted attributes (model_,
     y_mean_, classes_, n_features_in_, ...) are put back, so it never predicts with a model from
     one fit and a scale or classes from another, nor with the initial weights of a fit that
-    failed. (An interrupt is not an error: ``train.fit`` keeps the best weights so far.)"""
+    failed. An interrupt (Ctrl-C) is passed on too: after at least one epoch the estimator keeps
+    the best weights so far (``history_`` says how far it got), before any it is put back as well."""
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
         before = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
-        try:
-            return fit(self, *args, **kwargs)
-        except (E.InputError, E.RunFailed):
+
+        def put_back():
             for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
                 delattr(self, k)
             vars(self).update(before)
+        try:
+            return fit(self, *args, **kwargs)
+        except (E.InputError, E.RunFailed):
+            put_back()
+            raise
+        except KeyboardInterrupt as e:
+            hist = getattr(e, "history", None)
+            if hist is None or not hist.best_epoch:
+                put_back()
             raise
     return wrapper
 
@@ -386,14 +395,23 @@ class _Base(BaseEstimator):
         self.optimizer_ = self._optimizer(p, first)
         data = self._rows(X, y, weight)
         target, n_train = self._holdout(data, p)
-        hist = fit_model(self.model_, target, optimizer=self.optimizer_, batch_size=min(p["batch_size"], n_train),
-                         epochs=p["epochs"], early_stop=p["early_stopping"], patience=p["patience"], log=None,
-                         seed=self.model_.config["seed"] + 2 + self.n_epochs_)
+        metric = "rmse" if self._loss == "square" else "logloss"
+
+        def line(rec, best):                    # one verbose line as each epoch ends, in y's units
+            print(self._epoch_line(self._record_in_units(rec), best, metric), flush=True)
+        try:
+            hist = fit_model(self.model_, target, optimizer=self.optimizer_,
+                             batch_size=min(p["batch_size"], n_train), epochs=p["epochs"],
+                             early_stop=p["early_stopping"], patience=p["patience"], log=None,
+                             on_epoch=line if p["verbose"] else None,
+                             seed=self.model_.config["seed"] + 2 + self.n_epochs_)
+        except KeyboardInterrupt as e:         # Ctrl-C: record how far it got, then pass it on
+            if getattr(e, "history", None) is not None:
+                self.history_ = self._in_units(e.history)
+                self.n_epochs_ += len(e.history.epochs)
+            raise
         self.history_ = self._in_units(hist)
         self.n_epochs_ += len(hist.epochs)
-        if p["verbose"]:
-            for rec in self.history_.epochs:
-                print(self._epoch_line(rec, rec["epoch"] == hist.best_epoch))
         if hist.interrupted and not hist.best_epoch:   # a caller's own signal handler returned: no model to keep
             raise E.RunFailed(f"training was interrupted ({hist.stopped}) before any epoch finished")
         if hist.diverged and not hist.best_epoch:
@@ -428,24 +446,26 @@ class _Base(BaseEstimator):
         units for regressors; no test column (the estimators have no test set: it was the holdout again),
         and no metric that is undefined (a regressor's AUC)."""
         out = History(hist.metric, best_epoch=hist.best_epoch, stopped=hist.stopped, outcome=hist.outcome)
-        scale = self._metric_scale()
-        for rec in hist.epochs:
-            r = {k: v for k, v in rec.items() if k not in ("test", "test_auc") and v is not None}
-            for key in ("train", "valid"):
-                if key in r:
-                    r[key] = r[key] * scale
-            out.epochs.append(r)
+        out.epochs = [self._record_in_units(rec) for rec in hist.epochs]
         return out
+
+    def _record_in_units(self, rec):
+        """One epoch's record without the test columns and undefined metrics, in y's units."""
+        scale = self._metric_scale()
+        r = {k: v for k, v in rec.items() if k not in ("test", "test_auc") and v is not None}
+        for key in ("train", "valid"):
+            if key in r:
+                r[key] = r[key] * scale
+        return r
 
     def _metric_scale(self):
         return 1.0
 
-    def _epoch_line(self, rec, best):
-        """One verbose line: the epoch, the training loss and, with a holdout, the validation metric."""
-        m = self.history_.metric
+    def _epoch_line(self, rec, best, m):
+        """One verbose line: the epoch, the training loss and, with a holdout, the validation metric ``m``."""
         line = f"{type(self).__name__} epoch {rec['epoch']:3d}  train {m} {rec['train']:.6g}"
         if "valid" in rec:
-            line += f"  validation {m} {rec['valid']:.6g}" + ("  (best: its weights are kept)" if best else "")
+            line += f"  validation {m} {rec['valid']:.6g}" + ("  (best so far: kept)" if best else "")
         return line + f"  [{rec['seconds']:.2f} s]"
 
     # ------------------------------------------------------------ prediction

@@ -148,15 +148,18 @@ class _StopOnSignal:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
 
-    def resend(self, message):
+    def resend(self, message, history=None):
         """Pass the signal on to the handler that was there before the run: Python's default for
         SIGINT raises KeyboardInterrupt (we raise ``errors.Interrupted`` with ``message``, a
         subclass); the default for SIGTERM, SIGHUP and SIGQUIT ends the process, as the sender meant;
-        a caller's own handler runs as it would have. If that handler returns, so does this."""
+        a caller's own handler runs as it would have. If that handler returns, so does this.
+        The ``Interrupted`` raised carries ``history``, so a caller can see what finished."""
         if self.signum is None:
             return
         if self._saved.get(self.signum) is signal.default_int_handler:
-            raise E.Interrupted(message)
+            e = E.Interrupted(message)
+            e.history = history
+            raise e
         signal.raise_signal(self.signum)
 
 
@@ -184,7 +187,8 @@ def _prepare_split(model, split, log):
 
 
 def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, early_stop=None, patience=4,
-        seed=None, progress=None, log=print, history_path=None, eval_train=False, on_interrupt="raise"):
+        seed=None, progress=None, log=print, history_path=None, eval_train=False, on_interrupt="raise",
+        on_epoch=None):
     """Train ``model`` on ``split.train``; validate and test every epoch.
 
     Parameters
@@ -206,12 +210,16 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     eval_train : also evaluate the whole training set in evaluation mode each
         epoch (the original does; costs time). Otherwise the train column is
         the running training-mode metric of the epoch's batches (with dropout).
+    on_epoch : called as ``on_epoch(record, is_best)`` after each finished epoch (the
+        record is the dict that goes into ``History.epochs``), instead of the built-in line
+        to ``log``: for callers that print their own (the estimators, in y's units)
     on_interrupt : what a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) does once the
         current step has finished, the best weights are back and the history is written:
         ``"raise"`` (default) passes the signal on to the handler there before ``fit``
-        (Ctrl-C raises ``errors.Interrupted``, a ``KeyboardInterrupt``; SIGTERM ends the
-        process unless the caller handles it); ``"return"`` returns the ``History`` with
-        ``outcome == "interrupted"`` (the command line, which then saves and exits 130).
+        (Ctrl-C raises ``errors.Interrupted``, a ``KeyboardInterrupt`` whose ``history``
+        is the run's ``History``; SIGTERM ends the process unless the caller handles it);
+        ``"return"`` returns the ``History`` with ``outcome == "interrupted"`` (the command
+        line, which then saves and exits 130).
 
     Returns a ``History``; the model ends with the best-validation weights.
     Bad arguments raise ``errors.OptionError``; a loss that is not finite on the
@@ -237,6 +245,8 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                                 f"optim.Optimizer, got {optimizer!r}")
     if log is not None and not callable(log):
         raise E.OptionTypeError(f"log must be a function such as print, or None, got {log!r}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise E.OptionTypeError(f"on_epoch must be a function (record, is_best), or None, got {on_epoch!r}")
     if history_path is not None:
         check_output(history_path, "history")
     parts = _prepare_split(model, split, log)
@@ -306,7 +316,9 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                     hist.epochs.append(rec)
                     hist.best_epoch = epoch
                     best = (math.inf, _copy(model.params), _copy(model.state))
-                    if log:
+                    if on_epoch is not None:
+                        on_epoch(rec, True)
+                    elif log:
                         log(f"epoch {epoch:3d}  train {rec['train']:.4f}  [{seconds:.2f} s]")
                     if stop.requested:
                         hist.outcome, hist.stopped = "interrupted", f"{stop.requested} after epoch {epoch}"
@@ -323,7 +335,9 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                 if rec["valid"] < best[0]:
                     best = (rec["valid"], _copy(model.params), _copy(model.state))
                     hist.best_epoch = epoch
-                if log:
+                if on_epoch is not None:
+                    on_epoch(rec, hist.best_epoch == epoch)
+                elif log:
                     log(f"epoch {epoch:3d}  train {rec['train']:.4f}  valid {rec['valid']:.4f}  "
                         f"test {rec['test']:.4f}  [{seconds:.2f} s]" + ("  *" if hist.best_epoch == epoch else ""))
                 if stop.requested:
@@ -345,20 +359,22 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     if log and hist.outcome in ("diverged", "interrupted"):
         log(f"{hist.stopped}; training stopped, {kept}")
     if hist.interrupted and on_interrupt == "raise":
-        stop.resend(f"{hist.stopped}; the model keeps the {kept}")
+        stop.resend(f"{hist.stopped}; the model keeps the {kept}", hist)
     return hist
 
 
 def _overflow_at_start(model, train, loss):
     """The loss is not finite on the first batch, before any update: no learning rate is to blame.
     Say which input is too large for the model's dtype."""
-    x = float(np.abs(B.to_numpy(train.val)).max()) if train.val.shape[0] else 0.0
-    y = float(np.abs(B.to_numpy(train.y)).max()) if train.y.shape[0] else 0.0
+    def largest(a):
+        return float(np.abs(B.to_numpy(a)).max()) if a is not None and a.shape[0] else 0.0
     dtype = model.config["dtype"]
+    sizes = f"largest |x| {largest(train.val):.3g}, largest |label| {largest(train.y):.3g}"
+    if train.weight is not None:
+        sizes += f", largest row weight {largest(train.weight):.3g}"
     hint = "; --dtype float64 (dtype='float64') holds larger values" if dtype == "float32" else ""
     raise E.DataError(f"{train.name}: the loss is {loss} on the first batch at the initial weights, before any "
-                      f"update: the inputs overflow the model's {dtype} (largest |x| {x:.3g}, largest |label| "
-                      f"{y:.3g}); scale the values or labels down{hint}")
+                      f"update: the inputs overflow the model's {dtype} ({sizes}); scale them down{hint}")
 
 
 def _bar(it, enabled, desc):

@@ -377,3 +377,20 @@ def test_the_history_of_an_interrupted_library_run_is_written(tmp_path):
     signal_child(proc, "SIGINT")
     assert proc.returncode == 3
     assert [json.loads(line)["epoch"] for line in (tmp_path / "h.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_an_estimator_passes_ctrl_c_on_and_keeps_the_best_weights_it_reached():
+    script = ESTIMATOR.replace('''est.fit(X, y)
+sys.__stdout__.write("fit returned quietly\\n")''', '''try:
+    est.fit(X, y)
+except KeyboardInterrupt as e:
+    sys.__stdout__.write(f"raised {type(e).__name__} | epochs {len(est.history_.epochs)} | "
+                         f"predicts {np.isfinite(est.predict(X)).all()}\\n")
+    sys.exit(3)
+sys.__stdout__.write("fit returned quietly\\n")''')
+    assert script != ESTIMATOR
+    proc = child(script)
+    wait_for_line(proc, "ready")
+    out, err = signal_child(proc, "SIGINT")
+    assert proc.returncode == 3, out + err
+    assert "raised Interrupted | epochs 2 | predicts True" in out

@@ -270,10 +270,11 @@ def test_verbose_regressor_log_names_its_metric_in_y_units_and_has_no_test_colum
     lines = fit_quietly(est := FMRegressor(**kw), X, Y)
     scaled = fit_quietly(big := FMRegressor(**kw), X, 1000 * Y)
     assert len(lines) == len(est.history_.epochs) == 4
-    pattern = r"^FMRegressor epoch +\d+  train rmse \S+  validation rmse \S+( +\(best: its weights are kept\))?  \["
+    pattern = r"^FMRegressor epoch +\d+  train rmse \S+  validation rmse \S+( +\(best so far: kept\))?  \["
     for line in lines + scaled:
         assert re.search(pattern, line) and "test" not in line, line
-    assert sum("(best" in line for line in lines) == 1
+    marked = [int(re.search(r"epoch +(\d+)", line).group(1)) for line in lines if "(best so far" in line]
+    assert marked[0] == 1 and marked[-1] == est.history_.best_epoch       # printed live, as each epoch ends
     for a, b in zip(est.history_.epochs, big.history_.epochs):           # y's units: 1000 y, 1000 times the rmse
         assert "test" not in a and set(a) >= {"train", "valid"}
         assert b["train"] == pytest.approx(1000 * a["train"], rel=1e-6)

@@ -20,10 +20,11 @@ before a single byte of data is decompressed every member's .npy header is
 read and checked: a plain numeric or text dtype (pickled objects are never
 loaded), a declared size equal to what the header describes, and a shape
 the configuration allows (the parameters exactly; the id map one integer
-per feature; the encoder's arrays no more entries than the model has
-features; the text members a bounded size, and no more than 100 times their
-compressed size). So a small forged file cannot make a load spend minutes
-and gigabytes (a "zip bomb"). Then the values are checked: weights finite,
+per feature; the encoder's vocabularies and edges no more entries than the
+model has features, its rare values no more than its JSON declares; the
+JSON texts a bounded size), and no member over 16 MiB may decompress to
+more than 100 times its stored size. So a small forged file cannot make a
+load spend minutes and gigabytes (a "zip bomb"). Then the values are checked: weights finite,
 batch-norm variances non-negative, the id map distinct, the encoder
 describing exactly the model's features.
 """
@@ -166,6 +167,7 @@ def _members(path, zf):
         member = _header(path, zf, info)            # its header only: pickled objects are named as such
         if not _NAME.match(name):
             _unknown(path, name)
+        _check_ratio(path, member)
         out[name[:-4]] = member
     return out
 
@@ -220,8 +222,10 @@ def _check_text(path, key, m, limit):
 
 
 def _check_ratio(path, m):
-    """Refuse a member whose size is not fixed by the configuration if it decompresses to over
-    100 times its stored size (a "zip bomb": nfm_numpy writes members uncompressed)."""
+    """Refuse a member over 16 MiB that decompresses to over 100 times its stored size: a "zip
+    bomb". nfm_numpy writes members uncompressed, and weights recompressed by hand shrink a little,
+    not a hundredfold; without this a forged configuration could declare gigabytes of zeros that
+    fit its own shapes exactly. Checked before the model is built."""
     info = m.info
     if info.file_size > _RATIO_FROM and info.file_size > _RATIO_MAX * max(info.compress_size, 1):
         raise CheckpointError(f"{path}: the member {info.filename!r} declares {info.file_size / 2**20:,.0f} MiB "
@@ -265,8 +269,8 @@ def _rare_counts(path, text):
     try:
         spec = json.loads(str(text))
         return {i: int(f.get("counts", {}).get("rare", 0)) for i, f in enumerate(spec["fields"])}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"{path}: the saved feature encoder is damaged ({e})") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: the saved feature encoder is damaged ({type(e).__name__}: {e})") from None
 
 
 def _check_extra_shapes(path, shapes, n_features, rare):
@@ -284,9 +288,6 @@ def _bound_extras(path, zf, members, n_features):
     """Check every extra member's header against the format before any of them is read (the
     encoder's JSON, itself bounded, is read first: it declares how many rare values there are)."""
     extras = {k[len("extra/"):]: m for k, m in members.items() if k.startswith("extra/")}
-    for m in extras.values():
-        if m.dtype.kind == "U":
-            _check_ratio(path, m)
     rare = {}
     if "encoder" in extras:
         m = extras["encoder"]
@@ -324,8 +325,8 @@ def _config(path, zf, members):
     _check_text(path, "the configuration", members["config"], _CONFIG_MAX)
     try:
         config = json.loads(str(_read(path, zf, members["config"])))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: damaged configuration ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:      # RecursionError: '[[[[...' nested too deep
+        raise CheckpointError(f"{path}: damaged configuration ({type(e).__name__}: {e})") from None
     if not isinstance(config, dict) or config.pop("format", None) != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format (expected {FORMAT})")
     return config
@@ -391,8 +392,8 @@ def _check_raw_ids(path, raw, n):
     if raw.ndim != 1 or raw.shape[0] != n or not np.issubdtype(raw.dtype, np.integer):
         raise CheckpointError(f"{path}: the id map raw_ids must be {n} integers, one per feature; "
                               f"got shape {raw.shape} {raw.dtype}")
-    if raw.size and (raw.min() < 0 or np.unique(raw).size != raw.size):
-        raise CheckpointError(f"{path}: the id map raw_ids must hold distinct non-negative ids")
+    if raw.size and (raw.min() < 0 or raw.max() > np.iinfo(np.int64).max or np.unique(raw).size != raw.size):
+        raise CheckpointError(f"{path}: the id map raw_ids must hold distinct non-negative ids below 2^63")
 
 
 def _check_encoder(path, arrays, n):

@@ -137,8 +137,9 @@ def _open(path):
     except zipfile.BadZipFile as e:
         if magic.startswith(b"PK"):
             raise CheckpointError(f"{path}: not a readable checkpoint (a truncated or damaged .npz: {e})") from None
-        raise CheckpointError(f"{path}: not an nfm_numpy checkpoint (not a .npz archive; pickled data is never "
-                              "loaded)") from None
+        what = ("the file is empty" if not magic else "a pickle, which is never loaded" if magic[:1] == b"\x80"
+                else "not a .npz archive")
+        raise CheckpointError(f"{path}: not an nfm_numpy checkpoint ({what})") from None
     except _ARCHIVE_ERRORS as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (damaged: {e})") from None
 

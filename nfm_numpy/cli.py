@@ -608,7 +608,8 @@ def _part(a, model, extra):
     else:
         path = D.find_split_files(D.fetch(source, progress=False), source)[1][
             ("train", "validation", "test").index(part)]
-    data, ignored = D.read_with_ids(path, raw_ids, loss, dtype=dtype, unseen=a.unseen or "ignore")
+    data, ignored = D.read_with_ids(path, raw_ids, loss, dtype=dtype, unseen=a.unseen or "ignore",
+                                    need_y=a.run is run_evaluate)          # predict never reads labels
     if ignored:
         print(f"note: {ignored} feature id{'s' if ignored > 1 else ''} in {path} never seen in training, ignored "
               "(x = 0); --unseen error refuses them", file=sys.stderr)

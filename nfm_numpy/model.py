@@ -173,7 +173,7 @@ class NFM:
         n = self.config["n_features"]
         if need_y and batch.y is None:
             raise E.DataError("this batch has no labels y")
-        validate(batch.idx, batch.val, batch.y, n, weight=batch.weight)
+        validate(batch.idx, batch.val, batch.y, n, weight=batch.weight, dtype=np.dtype(self.config["dtype"]))
         y = None if batch.y is None else B.astype(batch.y, self.dtype)
         if need_y and self.config["loss"] == "log" and not bool(self.xp.all((y == 0) | (y == 1))):
             raise E.DataError("the log loss needs labels 0 or 1 (data.binary_labels maps -1/1 to 0/1)")

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend as B, errors as E, metrics as M, optim
-from .data import Dataset, binary_labels
+from .data import Dataset, binary_labels, fit_dtype
 from .outputs import check_output, write_atomically
 
 
@@ -101,6 +101,8 @@ def predictions(model, data, chunk=16384, scores=False):
     n = model.config["n_features"]
     if data.n_features > n:
         raise E.DataError(f"{data.name}: its ids span {data.n_features} features, the model has {n}")
+    if np.dtype(data.val.dtype).itemsize > np.dtype(model.config["dtype"]).itemsize:     # float64 rows, float32 model
+        fit_dtype(np.dtype(model.config["dtype"]), data.name, val=data.val)
     if B.get_xp(data.idx) is not model.xp:
         data = data.to(model.xp, model.device)
     s = model._scores(data.idx, B.astype(data.val, model.dtype), chunk)

@@ -394,3 +394,21 @@ sys.__stdout__.write("fit returned quietly\\n")''')
     out, err = signal_child(proc, "SIGINT")
     assert proc.returncode == 3, out + err
     assert "raised Interrupted | epochs 2 | predicts True" in out
+
+
+# ------------------------------------------------------------------ predict reads no labels; no silent cast
+def test_predict_reads_no_libfm_labels_but_evaluate_does(tmp, capsys):  # noqa: F811 (the fixture)
+    f = write(tmp, "x.libfm", "? 0:1 10:1\nunknown 1:1 11:1\n")
+    code, out, err = run_cli(["predict", "--load", tmp / "good.npz", "--file", f], capsys)
+    assert code == 0, err
+    assert len(out.split()) == 2
+    code, out, err = run_cli(["evaluate", "--load", tmp / "good.npz", "--file", f], capsys)
+    assert_one_line_error(code, err, 2, r"x\.libfm, line 1: label '\?'")
+
+
+def test_a_float64_dataset_that_overflows_a_float32_model_is_refused_not_cast_to_inf():
+    ds = nf.Dataset(np.array([[0], [1]]), np.array([[1.0], [1e39]]), np.zeros(2), 3, "wide")
+    with pytest.raises(E.DataError, match=r"wide: val\[1, 0\]: value 1e\+39 is too large for float32"):
+        T.predictions(nf.FM(3, k=2), ds)
+    with pytest.raises(E.DataError, match=r"val\[1, 0\]: value 1e\+39 is too large for float32"):
+        nf.FM(3, k=2).predict(nf.make_batch(np.array([[0], [1]]), np.array([[1.0], [1e39]])))

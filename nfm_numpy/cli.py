@@ -353,6 +353,12 @@ def check_csv_options(a):
         raise E.OptionError("--user-col and --item-col go with --negatives")
 
 
+def add_threads_option(p):
+    p.add_argument("--threads", type=count(1, 1024), default=None,
+                   help="BLAS threads for the matrix products (default 1, or your OPENBLAS_NUM_THREADS / "
+                        "OMP_NUM_THREADS: more threads only pay for large batches on an idle machine)")
+
+
 def add_commands(sub):
     p = sub.add_parser("train", help="train FM or NFM (default: NFM on the built-in synthetic data)",
                        description="Train FM or NFM; print one line per epoch and, last, the test metric at the "
@@ -379,6 +385,7 @@ def add_commands(sub):
                    help="write the learning curves to this image file (.png, .pdf or .svg)")
     p.add_argument("--history", type=path, default=None, help="write one JSON line per epoch to this file")
     p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
+    add_threads_option(p)
     p.set_defaults(run=run_train, defaults={"layers": [64], "activation": "relu", "pretrain": False})
 
     for name, helptext in (("evaluate", "metrics of a saved model on a file (libFM or CSV) or a dataset's part"),
@@ -401,6 +408,7 @@ def add_commands(sub):
                        help="values or ids the model never saw: oov (--csv default: the field's out-of-"
                             "vocabulary feature), ignore (libFM default: x = 0; counted on stderr) or error")
         p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+        add_threads_option(p)
         p.set_defaults(run=run_evaluate if name == "evaluate" else run_predict)
 
 
@@ -727,7 +735,9 @@ def main(argv=None):
         import numpy as np
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)    # overflow is caught where it matters: not finite
-            code = a.run(a)
+            from .threads import blas_threads
+            with blas_threads(getattr(a, "threads", None)):
+                code = a.run(a)
             sys.stdout.flush()
         return code
     except KeyboardInterrupt as e:

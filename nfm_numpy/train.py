@@ -40,6 +40,7 @@ import numpy as np
 from . import backend as B, errors as E, metrics as M, optim
 from .data import Dataset, binary_labels, fit_dtype
 from .outputs import check_output, write_atomically
+from .threads import blas_threads, check as check_threads
 
 
 @dataclass
@@ -105,7 +106,8 @@ def predictions(model, data, chunk=16384, scores=False):
         fit_dtype(np.dtype(model.config["dtype"]), data.name, val=data.val)
     if B.get_xp(data.idx) is not model.xp:
         data = data.to(model.xp, model.device)
-    s = model._scores(data.idx, B.astype(data.val, model.dtype), chunk)
+    with blas_threads():                    # see nfm_numpy.threads: one thread beats two on a busy machine
+        s = model._scores(data.idx, B.astype(data.val, model.dtype), chunk)
     return B.to_numpy(s if scores else model._link(s))
 
 
@@ -190,7 +192,7 @@ def _prepare_split(model, split, log):
 
 def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, early_stop=None, patience=4,
         seed=None, progress=None, log=print, history_path=None, eval_train=False, on_interrupt="raise",
-        on_epoch=None):
+        on_epoch=None, threads=None):
     """Train ``model`` on ``split.train``; validate and test every epoch.
 
     Parameters
@@ -215,6 +217,8 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     on_epoch : called as ``on_epoch(record, is_best)`` after each finished epoch (the
         record is the dict that goes into ``History.epochs``), instead of the built-in line
         to ``log``: for callers that print their own (the estimators, in y's units)
+    threads : BLAS threads for the products (default: one, or what your OPENBLAS_NUM_THREADS /
+        OMP_NUM_THREADS says; see ``nfm_numpy.threads`` for why one)
     on_interrupt : what a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) does once the
         current step has finished, the best weights are back and the history is written:
         ``"raise"`` (default) passes the signal on to the handler there before ``fit``
@@ -237,6 +241,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     patience = E.integer(patience, "patience", 1)
     eval_train = E.flag(eval_train, "eval_train")
     on_interrupt = E.choice(on_interrupt, "on_interrupt", ("raise", "return"))
+    threads = check_threads(threads)
     seed = model.config["seed"] + 2 if seed is None else E.integer(seed, "seed", 0)
     if isinstance(optimizer, str):
         opt = optim.make(optimizer, lr)
@@ -276,7 +281,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
         progress = sys.stderr.isatty()
     best = (math.inf, _copy(model.params), _copy(model.state))
     try:
-        with _StopOnSignal() as stop:
+        with _StopOnSignal() as stop, blas_threads(threads):
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 # shuffle once per epoch (three gathers of the whole set), then take contiguous slices:

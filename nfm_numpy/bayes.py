@@ -319,7 +319,8 @@ def predict_fm(idx, val, w0, w, V, chunk=16384):
     VV = V * V                                                              # (n, k)
     out = []
     for a in range(0, idx.shape[0], chunk):
-        i, x = idx[a:a + chunk, ...], val[a:a + chunk, ...]
+        c = min(a + chunk, idx.shape[0])                                    # (the Array API: no stop past the end)
+        i, x = idx[a:c, ...], val[a:c, ...]
         X, X2 = B.BatchMatrix(i, x, n), B.BatchMatrix(i, x * x, n)          # (c, n)
         S = X @ V                                                           # (c, k)
         out.append(w0 + X @ w + 0.5 * xp.sum(S * S - X2 @ VV, axis=1))       # (c,)
@@ -526,9 +527,13 @@ class GibbsFM:
         p = self.prior
         self.alpha = float(self.rng.gamma(p.a_alpha + self.N / 2, 1.0 / (p.b_alpha + sse / 2)))
 
-    def draw_w0(self):
+    def w0_conditional(self):
+        """Mean and precision of w0 given everything else: h = 1, prior N(0, 1/lambda_w0)."""
         prec = self.alpha * self.N + self.prior.lambda_w0
-        mean = self.alpha * (float(self.xp.sum(self.e)) + self.N * self.w0) / prec
+        return self.alpha * (float(self.xp.sum(self.e)) + self.N * self.w0) / prec, prec
+
+    def draw_w0(self):
+        mean, prec = self.w0_conditional()
         new = mean + float(self.rng.standard_normal()) / math.sqrt(prec)
         self.e = self.e - (new - self.w0)
         self.w0 = new

@@ -324,7 +324,9 @@ def predict_fm(idx, val, w0, w, V, chunk=16384):
         X, X2 = B.BatchMatrix(i, x, n), B.BatchMatrix(i, x * x, n)          # (c, n)
         S = X @ V                                                           # (c, k)
         out.append(w0 + X @ w + 0.5 * xp.sum(S * S - X2 @ VV, axis=1))       # (c,)
-    return out[0] if len(out) == 1 else xp.concat(out)
+    if len(out) == 1:
+        return out[0]
+    return xp.concat(out) if hasattr(xp, "concat") else xp.concatenate(out)   # CuPy before 14: concatenate
 
 
 def _phi(t):
@@ -732,7 +734,7 @@ def fit(train, test=None, k=8, n_samples=100, burn_in=20, task="regression", gro
                     rec["test_" + ("auc" if probit else "rmse")] = (
                         _auc(t_y, mean) if probit else float(np.sqrt(np.mean((t_y - mean) ** 2))))
             if j in kept_at:
-                kept.append((sampler.w0, xp.asarray(sampler.w, copy=True), sampler.V))
+                kept.append((sampler.w0, sampler.w + 0.0, sampler.V))                   # w: a copy, V: new
         trace.append(rec)
         if on_sweep is not None:
             on_sweep(rec)

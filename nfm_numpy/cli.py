@@ -408,6 +408,15 @@ def add_commands(sub):
                        help="values or ids the model never saw: oov (--csv default: the field's out-of-"
                             "vocabulary feature), ignore (libFM default: x = 0; counted on stderr) or error")
         p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+        if name == "predict":
+            p.add_argument("--out", type=path, default=None,
+                           help="write the predictions to this CSV file, with a header: the id column (row, the "
+                                "row's number from 1, or --id-col), then prediction (square loss) or probability "
+                                "(log loss); checked before anything is read, never one of the inputs. Default: "
+                                "stdout, one prediction a line")
+            p.add_argument("--id-col", type=column, default=None,
+                           help="with --csv and --out: the column of --csv whose values identify each row in the "
+                                "file (default: row numbers)")
         add_threads_option(p)
         p.set_defaults(run=run_evaluate if name == "evaluate" else run_predict)
 
@@ -650,12 +659,45 @@ def run_evaluate(a):
     return 0
 
 
+def _csv_with_ids(a, model, extra):
+    """predict --csv --id-col: the rows and their ids, from one read of the file."""
+    from .features import Encoder
+    from .predictions_file import read_csv_for_prediction
+    if a.part is not None:
+        raise E.OptionError("--part chooses a file of --data-dir or --dataset; --file and --csv name the file")
+    if "encoder" not in extra:
+        raise E.InputError(f"{a.load} was not trained with --csv (it holds no feature encoder); use --file "
+                           "or --data-dir")
+    data, n_unseen, ids, _ = read_csv_for_prediction(a.csv, Encoder.from_arrays(extra), a.unseen or "oov",
+                                                     a.delimiter, model.config["dtype"], a.id_col)
+    if n_unseen:
+        print(f"note: {n_unseen} cell{'s' if n_unseen > 1 else ''} of {a.csv} hold values never seen in "
+              f"training ({'the field' + chr(39) + 's OOV feature' if (a.unseen or 'oov') == 'oov' else 'x = 0'})",
+              file=sys.stderr)
+    return data, ids
+
+
 def run_predict(a):
     import numpy as np
 
     from . import checkpoint
+    if a.id_col is not None and a.csv is None:
+        raise E.OptionError("--id-col names a column of --csv; other inputs are identified by row number")
+    if a.id_col is not None and a.out is None:
+        raise E.OptionError("--id-col goes with --out (stdout holds one prediction a line, in row order)")
+    if a.out is not None:
+        check_outputs(a, ("out",))           # before anything is read: a bad path costs nothing
     model, extra = checkpoint.load(a.load, a.backend)
-    pred = _predictions(model, _part(a, model, extra))
+    if a.id_col is not None:
+        data, ids = _csv_with_ids(a, model, extra)
+    else:
+        data, ids = _part(a, model, extra), None
+    pred = _predictions(model, data)
+    if a.out is not None:
+        from .predictions_file import value_column, write_predictions
+        write_predictions(a.out, pred, ids, a.id_col or "row", model.config["loss"], "--out")
+        print(f"wrote {a.out}: {pred.size} rows ({a.id_col or 'row'}, {value_column(model.config['loss'])})")
+        return 0
     if sys.stdout is None or sys.stdout.closed:
         raise E.RunFailed("standard output is closed: nowhere to write the predictions")
     np.savetxt(sys.stdout, pred, fmt="%.6g")

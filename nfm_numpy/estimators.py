@@ -1,4 +1,5 @@
-"""scikit-learn estimators: ``FMRegressor``, ``FMClassifier``, ``NFMRegressor``, ``NFMClassifier``.
+"""scikit-learn estimators: ``FMRegressor``, ``FMClassifier``, ``NFMRegressor``, ``NFMClassifier``,
+and ``FeatureEncoder``, the CSV route's ``features.Encoder`` as a transformer (DataFrame in, CSR out).
 
 They take X as a scipy.sparse matrix or a dense array (n_samples, n_features)
 and y, as every scikit-learn estimator does, so they work in ``Pipeline``,
@@ -23,6 +24,10 @@ Choices a user should know:
   a row twice in expectation; training is stochastic, so not bit for bit).
 * ``early_stopping`` holds out ``validation_fraction`` of the rows and keeps
   the best epoch's weights, as the command line does; off by default.
+  ``fit(X, y, eval_set=(X_val, y_val))`` (or ``[(X_val, y_val)]``) stops early on
+  the caller's own validation rows instead: nothing is held out of X.
+* Defaults differ from the command line's in k, layers, FM's keep_prob, epochs,
+  early_stopping and random_state; README ("scikit-learn") has the table and why.
 * ``warm_start=True`` continues from the fitted weights and optimiser state.
   The parameters that shape the model (k, layers, keep_prob, batch_norm,
   activation, l2, dtype, backend) cannot change between such fits (an error
@@ -52,17 +57,17 @@ import warnings
 import numpy as np
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
-    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+    from sklearn.utils.validation import check_array, check_is_fitted, check_random_state, validate_data
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("nfm_numpy.estimators needs scikit-learn (an optional extra): pip install scikit-learn, "
                       "or pip install 'nfm-numpy[sklearn]'") from e
 
 import scipy.sparse as sp
 
-from . import backend as B, errors as E, layers as L, optim
+from . import backend as B, errors as E, features as F, layers as L, optim
 from .data import Dataset, Split, from_csr
 from .model import DTYPES, FM, NFM
 from .train import History, fit as fit_model, predictions
@@ -139,7 +144,7 @@ def _at(name, index):
     return f"{name}[{', '.join(map(str, index))}]"
 
 
-def _check_values(X, dtype):
+def _check_values(X, dtype, name="X"):
     """X (float64, dense or CSR) must hold finite values that fit the model's ``dtype``.
 
     Names the first offending entry, X[row, column]. A value too large for float32
@@ -160,10 +165,10 @@ def _check_values(X, dtype):
         index = _first_bad_dense(bad)
         v = float(values[index])
     if not math.isfinite(v):
-        raise E.DataError(f"{_at('X', index)} is {_show(v)}: X must hold finite numbers (NaN and inf are not "
-                          "values; impute or drop them first)")
-    raise E.DataError(f"{_at('X', index)} = {v:g} is too large for {np.dtype(dtype).name} (max {big:.3g}); "
-                      "rescale X, or use dtype='float64'")
+        raise E.DataError(f"{_at(name, index)} is {_show(v)}: {name} must hold finite numbers (NaN and inf are "
+                          "not values; impute or drop them first)")
+    raise E.DataError(f"{_at(name, index)} = {v:g} is too large for {np.dtype(dtype).name} (max {big:.3g}); "
+                      f"rescale {name}, or use dtype='float64'")
 
 
 def _check_finite(a, name):
@@ -189,7 +194,7 @@ def _precheck_y(y):
         _check_finite(a, "y")
 
 
-def _numbers(y):
+def _numbers(y, name="y"):
     """A regressor's y as float64; a label that is not a number is named (y[3] = 'high')."""
     try:
         return np.asarray(y, dtype=np.float64)
@@ -200,8 +205,8 @@ def _numbers(y):
         try:
             float(v)
         except (TypeError, ValueError):
-            raise E.DataError(f"y[{i}] = {v!r} is not a number: a regressor needs numeric y") from None
-    raise E.DataError("y must hold numbers")      # pragma: no cover - each value converts but the whole does not
+            raise E.DataError(f"{name}[{i}] = {v!r} is not a number: a regressor needs numeric {name}") from None
+    raise E.DataError(f"{name} must hold numbers")      # pragma: no cover - each value converts but the whole does not
 
 
 def _weights(sample_weight, n, dtype):
@@ -235,6 +240,29 @@ def _weights(sample_weight, n, dtype):
     if not w.any():
         raise E.DataError(f"every sample_weight is zero (all {n} rows): no row would count in the fit")
     return w
+
+
+def _eval_pair(eval_set):
+    """``eval_set`` as its pair (X_val, y_val), or None: a tuple (X_val, y_val), or a list holding one such
+    pair (xgboost's and LightGBM's form). More than one validation set is refused: early stopping
+    watches one."""
+    if eval_set is None:
+        return None
+    pair = eval_set
+    if isinstance(eval_set, list):
+        if len(eval_set) != 1:
+            raise E.OptionError(f"eval_set must be (X_val, y_val) or [(X_val, y_val)] (one validation set: early "
+                                f"stopping watches one), got a list of {len(eval_set)} items")
+        pair = eval_set[0]
+    if not isinstance(pair, (tuple, list)):
+        raise E.OptionTypeError(f"eval_set must be a pair (X_val, y_val) or a list of one such pair, got "
+                                f"{type(pair).__name__}")
+    if len(pair) != 2:
+        raise E.OptionError(f"eval_set must be a pair (X_val, y_val), got {len(pair)} items")
+    if pair[0] is None or pair[1] is None:
+        raise E.OptionTypeError(f"eval_set needs both X_val and y_val, got {'X_val' if pair[0] is None else 'y_val'}"
+                                " = None")
+    return pair
 
 
 def _finite_on(model, data):
@@ -376,25 +404,69 @@ class _Base(BaseEstimator):
         _check_values(X, np.dtype(self.model_.config["dtype"] if not reset else _dtype(self.dtype)))
         return out
 
-    def _rows(self, X, y=None, weight=None):
+    def _eval_rows(self, eval_set, dtype):
+        """``eval_set`` checked: (X_val as validated X is, y_val as a 1-D array), or None. Called after X
+        was validated (so n_features_in_ and feature_names_in_ are X's). Errors say ``eval_set:`` and
+        name X_val or y_val and the entry (X_val[2, 0], y_val[5])."""
+        pair = _eval_pair(eval_set)
+        if pair is None:
+            return None
+        X_val, y_val = pair
+        try:
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    Xv = check_array(X_val, accept_sparse="csr", dtype=np.float64, ensure_all_finite=False,
+                                     input_name="X_val")
+            except TypeError as e:
+                raise E.OptionTypeError(_one_line(str(e))) from None
+            except ValueError as e:
+                raise E.DataError(_one_line(str(e))) from None
+            if Xv.shape[1] != self.n_features_in_:
+                raise E.DataError(f"X_val has {Xv.shape[1]} columns; X has {self.n_features_in_}: they must be the "
+                                  "same features (in a Pipeline, transform X_val with its earlier steps first)")
+            names = getattr(self, "feature_names_in_", None)
+            cols = getattr(X_val, "columns", None)
+            if names is not None and cols is not None and [str(c) for c in cols] != list(names):
+                raise E.DataError(f"X_val's columns {[str(c) for c in cols][:5]} are not X's {list(names)[:5]} "
+                                  "(the same columns, in the same order)")
+            _check_values(Xv, dtype, "X_val")
+            if sp.issparse(y_val):
+                raise E.OptionTypeError("y_val must be a 1-D array, got a sparse matrix")
+            yv = np.asarray(y_val) if not hasattr(y_val, "to_numpy") else y_val.to_numpy()
+            if yv.ndim == 2 and yv.shape[1] == 1:
+                yv = yv[:, 0]
+            if yv.ndim != 1:
+                raise E.DataError(f"y_val must be 1-D, got shape {yv.shape}")
+            if yv.shape[0] != Xv.shape[0]:
+                raise E.DataError(f"X_val has {Xv.shape[0]} rows and y_val {yv.shape[0]} values; they must match")
+        except (E.InputError, E.RunFailed) as e:
+            raise type(e)(f"eval_set: {e}") from None
+        return Xv, yv
+
+    def _rows(self, X, y=None, weight=None, name="X"):
         """Validated X (float64, dense or CSR) and y as a ``Dataset`` of padded rows (zeros dropped)."""
         if not sp.issparse(X):
             X = sp.csr_array(X)
         dtype = np.dtype(self.model_.config["dtype"])
         batch = from_csr(X, y, dtype, weight)
         labels = batch.y if batch.y is not None else np.zeros(batch.idx.shape[0], dtype=dtype)
-        return Dataset(batch.idx, batch.val, labels, max(X.shape[1], 1), "X", weight=batch.weight)
+        return Dataset(batch.idx, batch.val, labels, max(X.shape[1], 1), name, weight=batch.weight)
 
     # ------------------------------------------------------------ fitting
-    def _fit(self, X, y, weight, p, first):
-        """Train on validated X and y (standardised, or 0/1). Returns self."""
+    def _fit(self, X, y, weight, p, first, valid=None):
+        """Train on validated X and y (standardised, or 0/1); ``valid``: the eval_set's (X_val, y_val),
+        validated and in the same form, or None. Returns self."""
         if first:
             seed = int(p["random_state"].randint(0, 2**31 - 1))
             self.model_ = self._model(max(X.shape[1], 1), seed, p)
             self.n_epochs_ = 0
         self.optimizer_ = self._optimizer(p, first)
         data = self._rows(X, y, weight)
-        target, n_train = self._holdout(data, p)
+        if valid is not None:                   # the user's own validation rows: no holdout from X
+            vdata = self._rows(*valid, name="eval_set")
+            target, n_train = Split(data, vdata, vdata), len(data)
+        else:
+            target, n_train = self._holdout(data, p)
         metric = "rmse" if self._loss == "square" else "logloss"
 
         def line(rec, best):                    # one verbose line as each epoch ends, in y's units
@@ -402,7 +474,7 @@ class _Base(BaseEstimator):
         try:
             hist = fit_model(self.model_, target, optimizer=self.optimizer_,
                              batch_size=min(p["batch_size"], n_train), epochs=p["epochs"],
-                             early_stop=p["early_stopping"], patience=p["patience"], log=None,
+                             early_stop=p["early_stopping"] or valid is not None, patience=p["patience"], log=None,
                              on_epoch=line if p["verbose"] else None,
                              seed=self.model_.config["seed"] + 2 + self.n_epochs_)
         except KeyboardInterrupt as e:         # Ctrl-C: record how far it got, then pass it on
@@ -502,7 +574,7 @@ _PARAMS_DOC = """
     optimizer : 'adagrad', 'adam', 'sgd' or 'momentum' (or an ``nfm_numpy.optim.Optimizer``)
     lr : learning rate
     batch_size : rows a step (at most the number of training rows)
-    epochs : passes over the data (the cap with ``early_stopping``)
+    epochs : passes over the data (the cap with ``early_stopping`` or ``eval_set``)
     early_stopping, validation_fraction, patience : hold out validation_fraction (in (0, 1)) of
         the rows; stop when the metric on them rose ``patience`` epochs in a row; keep the best
         epoch's weights
@@ -516,8 +588,8 @@ _PARAMS_DOC = """
     Attributes
     ----------
     model_ : the fitted ``FM`` or ``NFM``;  optimizer_ : its optimiser (with its state)
-    history_ : a ``train.History``: per epoch ``train`` and, with early_stopping, ``valid``
-        (regressors: in y's units)
+    history_ : a ``train.History``: per epoch ``train`` and, with early_stopping or eval_set,
+        ``valid`` (regressors: in y's units); ``history_.best_epoch`` is the epoch kept
     n_epochs_ : epochs trained, over all warm-started fits
 """
 
@@ -549,25 +621,35 @@ class FMRegressor(_FMParams, RegressorMixin, _Base):
 
     @_named
     @_all_or_nothing
-    def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features), sparse or dense, and y (n_samples,). Returns self."""
+    def fit(self, X, y, sample_weight=None, eval_set=None):
+        """Fit on X (n_samples, n_features), sparse or dense, and y (n_samples,). ``eval_set``:
+        (X_val, y_val) or [(X_val, y_val)], validation rows for early stopping (the best epoch's
+        weights are kept; no rows of X are held out). Returns self."""
         p = self._check_params()
         first = not self._continues(p)
         X, y = self._validate(X, y, reset=first, y_numeric=True)
         w = _weights(sample_weight, X.shape[0], p["dtype"])
         y = _numbers(y)
+        ev = self._eval_rows(eval_set, p["dtype"])
+        if ev is not None:
+            try:
+                yv = _numbers(ev[1], "y_val")
+                _check_finite(yv, "y_val")
+            except E.InputError as e:
+                raise type(e)(f"eval_set: {e}") from None
         if first:
             self.y_mean_, self.y_scale_ = _standardisation(y, w)
-        return self._fit(X, self._standardised(y, p["dtype"]), w, p, first)
+        valid = None if ev is None else (ev[0], self._standardised(yv, p["dtype"], "eval_set: y_val"))
+        return self._fit(X, self._standardised(y, p["dtype"]), w, p, first, valid)
 
-    def _standardised(self, y, dtype):
+    def _standardised(self, y, dtype, name="y"):
         """(y - y_mean_) / y_scale_, which must fit the model's dtype (it can only fail to when
         tiny weights make the spread of the counted rows much smaller than that of the others)."""
         z = (y - self.y_mean_) / self.y_scale_
         big = np.finfo(dtype).max
         if (np.abs(z) > big).any():
             i = int(np.argmax(np.abs(z) > big))
-            raise E.DataError(f"y[{i}] = {y[i]:g} lies {abs(z[i]):.3g} standard deviations from the mean of y, "
+            raise E.DataError(f"{name}[{i}] = {y[i]:g} lies {abs(z[i]):.3g} standard deviations from the mean of y, "
                               f"beyond {np.dtype(dtype).name}; use dtype='float64'")
         return z
 
@@ -611,8 +693,10 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
 
     @_named
     @_all_or_nothing
-    def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features), sparse or dense, and y (n_samples,) of two classes."""
+    def fit(self, X, y, sample_weight=None, eval_set=None):
+        """Fit on X (n_samples, n_features), sparse or dense, and y (n_samples,) of two classes.
+        ``eval_set``: (X_val, y_val) or [(X_val, y_val)], validation rows for early stopping (the best
+        epoch's weights are kept; no rows of X are held out); y_val holds classes of y."""
         p = self._check_params()
         first = not self._continues(p)
         X, y = self._validate(X, y, reset=first)
@@ -620,8 +704,10 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
         classes = self._classes(y)
         if not first and not np.array_equal(classes, self.classes_):
             raise E.DataError(f"warm_start: the classes changed from {self.classes_.tolist()} to {classes.tolist()}")
+        ev = self._eval_rows(eval_set, p["dtype"])
+        valid = None if ev is None else (ev[0], _known_classes(ev[1], classes))
         self.classes_ = classes
-        return self._fit(X, (y == classes[1]).astype(np.float64), w, p, first)
+        return self._fit(X, (y == classes[1]).astype(np.float64), w, p, first, valid)
 
     def _classes(self, y):
         """The two classes of y, sorted; one class or more than two is an error that says so."""
@@ -664,10 +750,146 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
         return tags
 
 
+def _known_classes(y_val, classes):
+    """y_val as 0/1 (1: classes[1]); a label that is not one of y's two classes is named."""
+    try:
+        known = np.isin(y_val, classes)
+    except TypeError:
+        known = np.array([any(v == c for c in classes.tolist()) for v in y_val.tolist()], dtype=bool)
+    if y_val.dtype.kind == "f":
+        known &= np.isfinite(y_val)
+    if not known.all():
+        i = int(np.argmin(known))
+        raise E.DataError(f"eval_set: y_val[{i}] = {y_val.tolist()[i]!r} is not one of the classes of y "
+                          f"({', '.join(map(repr, classes.tolist()))})")
+    return (y_val == classes[1]).astype(np.float64)
+
+
 class NFMClassifier(_NFMParams, FMClassifier):
     __doc__ = ("Neural factorization machine for binary classification (log loss)." + _PARAMS_DOC
                + "    layers : hidden layer sizes; activation : relu, sigmoid, tanh or identity\n")
     _kind = "nfm"
 
 
-__all__ = ["FMRegressor", "FMClassifier", "NFMRegressor", "NFMClassifier"]
+# ------------------------------------------------------------------ the feature encoder as a transformer
+def _columns_of(X, what="X"):
+    """X as a mapping of column name -> 1-D array, as ``features.Encoder`` reads it: a pandas DataFrame
+    (its columns by name; pandas is not imported), a dict of columns, or a ``features.Table``."""
+    if isinstance(X, F.Table):
+        return X
+    if hasattr(X, "columns") and hasattr(X, "iloc"):                    # a pandas DataFrame
+        names = [str(c) for c in X.columns]
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        if dupes:
+            raise E.DataError(f"{what} has two columns named {dupes[0]!r}")
+        return {str(c): X.iloc[:, j].to_numpy() for j, c in enumerate(X.columns)}
+    if isinstance(X, dict) or (hasattr(X, "items") and hasattr(X, "keys") and not sp.issparse(X)):
+        return dict(X.items())
+    raise E.OptionTypeError(f"{what} must be a pandas DataFrame or a dict of columns (name -> 1-D array): the "
+                            f"encoder reads columns by name; got {type(X).__name__}")
+
+
+def _bucket_names(edges):
+    """Names of quantile buckets: [lo, hi), the first from -inf and the last to inf."""
+    bounds = [-np.inf] + [float(e) for e in edges] + [np.inf]
+    return [f"[{lo:g}, {hi:g})" for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+class FeatureEncoder(TransformerMixin, BaseEstimator):
+    """The CSV route's feature encoder (``features.Encoder``) as a scikit-learn transformer.
+
+    ``fit`` on a pandas DataFrame or a dict of columns (name -> 1-D array) learns each field as
+    the command line does from a CSV file; ``transform`` returns a ``scipy.sparse.csr_matrix``
+    (n_rows, n_features) of the x values, each field with its out-of-vocabulary column first, so
+    ``make_pipeline(FeatureEncoder(categorical=["user", "item"], numeric=["age"]), NFMRegressor())``
+    trains on what ``train --csv`` trains on. Encoding is ``features.Encoder``'s, not another.
+
+    Parameters
+    ----------
+    categorical : column names, one feature per value seen in ``fit`` (an empty cell is a value of
+        its own); ``"*"`` for every column no other parameter names. None: none, and then every
+        column must be named (a column that no parameter names is an error, never a field made
+        silently; ``ignore`` leaves some out)
+    numeric : column names (x = the value standardised with the fitted mean and deviation; a
+        missing value is x = 0), or a dict name -> number of quantile buckets (0: standardised)
+    multi_valued : dict name -> separator (``{"genres": "|"}``): one feature per value, x = 1/m
+    ignore : column names left out
+    min_count : values seen fewer times in ``fit`` go to their field's OOV column
+    missing : texts that mean "no value" in numeric columns
+    unseen : at ``transform``, values never seen in ``fit``: 'oov' (their field's OOV column),
+        'ignore' (x = 0) or 'error'
+
+    Attributes
+    ----------
+    encoder_ : the fitted ``features.Encoder`` (print it for the table of fields)
+    n_features_in_, feature_names_in_ : the columns ``fit`` saw
+    notes_ : lines worth reading (near-unique columns; with a list of categorical columns, the
+        columns named by no parameter, which are left out); ``fit`` also gives each as a UserWarning
+    """
+
+    def __init__(self, categorical=None, numeric=None, multi_valued=None, ignore=None, min_count=1,
+                 missing=F.MISSING, unseen="oov"):
+        self.categorical, self.numeric, self.multi_valued = categorical, numeric, multi_valued
+        self.ignore, self.min_count, self.missing, self.unseen = ignore, min_count, missing, unseen
+
+    @_named
+    def fit(self, X, y=None):
+        """Learn the fields from the rows of X (a DataFrame or a dict of columns); y is ignored."""
+        E.choice(self.unseen, "unseen", F.CSV_UNSEEN)
+        enc = F.Encoder(self.categorical, self.numeric, self.multi_valued, None,
+                        () if self.ignore is None else self.ignore, self.min_count, self.missing)
+        table = F.as_table(_columns_of(X), "X")
+        enc.fit(table)
+        self.encoder_, self.notes_ = enc, list(enc.notes)
+        for note in self.notes_:           # what the command line prints: columns left out, near-unique ones
+            warnings.warn(f"{type(self).__name__}: {note}", UserWarning, stacklevel=3)
+        self.feature_names_in_ = np.asarray(table.names, dtype=object)
+        self.n_features_in_ = len(table.names)
+        return self
+
+    @_named
+    def transform(self, X):
+        """X's rows as a CSR matrix (n_rows, n_features) of x values, in the fitted feature space."""
+        check_is_fitted(self, "encoder_")
+        table = F.as_table(_columns_of(X), "X")
+        enc = self.encoder_
+        idx, val, _, _ = enc.transform(table, E.choice(self.unseen, "unseen", F.CSV_UNSEEN), labels=False)
+        bad = ~np.isfinite(val)
+        if bad.any():                       # a numeric value beyond float64 once standardised
+            r = table.first(bad.any(axis=1))
+            c = int(np.flatnonzero(bad[r])[0])
+            name = next((f.name for f in enc.fields if f.offset == int(idx[r, c])), None)
+            raise E.DataError(f"{table.where(r, name)}: the standardised value is {val[r, c]} (the value is too "
+                              "large for this column's scale)")
+        n, width = idx.shape
+        out = sp.csr_matrix((val.ravel(), (np.repeat(np.arange(n), width), idx.ravel())),
+                            shape=(n, enc.n_features), dtype=np.float64)      # duplicates summed
+        out.eliminate_zeros()                                                   # padding (id 0, x = 0)
+        out.sort_indices()
+        return out
+
+    @_named
+    def get_feature_names_out(self, input_features=None):
+        """One name per output column: 'field=value', 'field=<OOV>', 'field' (numeric), or
+        'field=[lo, hi)' (a quantile bucket)."""
+        check_is_fitted(self, "encoder_")
+        if input_features is not None and [str(c) for c in input_features] != list(self.feature_names_in_):
+            raise E.DataError(f"input_features {list(input_features)[:5]} are not the columns fit saw "
+                              f"({list(self.feature_names_in_)[:5]})")
+        names = []
+        for f in self.encoder_.fields:
+            if f.kind == "numeric":
+                names.append(f.name)
+                continue
+            values = _bucket_names(f.edges) if f.kind == "buckets" else f.vocab.tolist()
+            names += [f"{f.name}=<OOV>"] + [f"{f.name}={v}" for v in values]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = tags.input_tags.string = tags.input_tags.dict = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+__all__ = ["FMRegressor", "FMClassifier", "NFMRegressor", "NFMClassifier", "FeatureEncoder"]

@@ -452,3 +452,20 @@ def test_out_is_checked_before_anything_is_read(csv_files, capsys):
     code, _, err = run(["predict", "--load", csv_files / "missing.npz", "--csv", csv_files / "new.csv",
                         "--out", csv_files], capsys)
     assert code == 2 and "--out" in err and "missing.npz" not in err
+
+
+def test_out_for_a_libfm_file_numbers_its_lines(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    lines = [f"{rng.normal():.3f} {a}:1 {10 + b}:1\n" for a, b in rng.integers(0, 5, size=(40, 2))]
+    for name, part in (("train", lines[:24]), ("validation", lines[24:32]), ("test", lines[32:])):
+        (tmp_path / f"toy.{name}.libfm").write_text("".join(part))
+    m = tmp_path / "m.npz"
+    code, _, err = run(["train", "--data-dir", tmp_path, "--hidden-factor", "2", "--layers", "2", "--epochs", "2",
+                        "--batch-size", "4", "--save", m], capsys)
+    assert code == 0, err
+    code, stdout, _ = run(["predict", "--load", m, "--file", tmp_path / "toy.test.libfm"], capsys)
+    out = tmp_path / "p.csv"
+    code2, _, _ = run(["predict", "--load", m, "--file", tmp_path / "toy.test.libfm", "--out", out], capsys)
+    rows = list(csv.reader(out.open()))
+    assert code == code2 == 0 and rows[0] == ["row", "prediction"]
+    assert rows[1:] == [[str(i), p] for i, p in enumerate(stdout.split(), start=1)] and len(rows) == 9

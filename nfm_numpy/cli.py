@@ -201,8 +201,9 @@ def add_model_options(p):
                    help="nfm: activation of the hidden layers (default relu)")
     p.add_argument("--loss", choices=["square", "log"], default="square",
                    help="square (regression) or log (binary; labels 0/1 or -1/1)")
-    p.add_argument("--l2", type=number(0.0), default=0.0, help="lambda of the L2 term on the embeddings (default 0)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--l2", type=number(0.0), default=None, help="lambda of the L2 term on the embeddings (default 0)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help="float32 (default; the sampler of --solver mcmc computes in float64)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     p.add_argument("--seed", type=count(0), default=2016, help="initial weights, dropout and shuffling (default 2016)")
 
@@ -228,6 +229,39 @@ def check_model_options(a):
         raise E.OptionError(f"--keep-prob needs {len(a.layers) + 1} values for --layers "
                             f"{','.join(map(str, a.layers)) or repr('')} (one per hidden layer, then the "
                             f"Bi-Interaction layer's), got {len(a.keep_prob)}")
+
+
+SGD_DEFAULTS = {"optimizer": "adagrad", "lr": 0.05, "batch_size": 128, "early_stop": True, "eval_train": False,
+                "l2": 0.0, "dtype": "float32"}
+SGD_ONLY = ("optimizer", "lr", "batch_size", "early_stop", "eval_train", "l2", "epochs", "pretrain", "keep_prob",
+            "batch_norm", "plot", "progress")
+MCMC_ONLY = {"samples": 100, "burn_in": 20, "keep": 20}
+
+
+def check_solver_options(a):
+    """``--solver mcmc`` samples a Bayesian FM: it refuses what only SGD reads (a learning rate, dropout,
+    epochs, ...) and SGD refuses the sampler's options; then each gets its defaults."""
+    if a.solver == "mcmc":
+        if a.model != "fm":
+            raise E.OptionError("--solver mcmc samples a Bayesian FM: give --model fm (NFM's hidden layers are "
+                                "trained by SGD)")
+        given = [n for n in SGD_ONLY if getattr(a, n, None) is not None]
+        if given:
+            raise E.OptionError(f"--{given[0].replace('_', '-')} applies to --solver sgd; the sampler has no "
+                                "learning rate, dropout or epochs (use --samples and --burn-in)")
+        if a.dtype == "float32":
+            raise E.OptionError("--dtype float32: the sampler computes in float64")
+        a.dtype = "float64"
+        for name, value in MCMC_ONLY.items():
+            if getattr(a, name) is None:
+                setattr(a, name, value)
+        return
+    given = [n for n in MCMC_ONLY if getattr(a, n, None) is not None]
+    if given:
+        raise E.OptionError(f"--{given[0].replace('_', '-')} applies to --solver mcmc")
+    for name, value in SGD_DEFAULTS.items():
+        if getattr(a, name) is None:
+            setattr(a, name, value)
 
 
 def add_data_options(p):
@@ -366,17 +400,18 @@ def add_commands(sub):
     add_model_options(p)
     add_data_options(p)
     add_csv_options(p)
-    p.add_argument("--optimizer", choices=["adagrad", "adam", "sgd", "momentum"], default="adagrad")
-    p.add_argument("--lr", type=number(0.0, lo_open=True), default=0.05, help="learning rate (default 0.05)")
-    p.add_argument("--batch-size", type=count(), default=128)
+    p.add_argument("--optimizer", choices=["adagrad", "adam", "sgd", "momentum"], default=None,
+                   help="default adagrad")
+    p.add_argument("--lr", type=number(0.0, lo_open=True), default=None, help="learning rate (default 0.05)")
+    p.add_argument("--batch-size", type=count(), default=None, help="default 128")
     p.add_argument("--epochs", type=count(), default=None,
                    help="epochs (the cap, with early stopping): default 200 on real data (the original's), "
                         "40 on synthetic")
-    p.add_argument("--early-stop", type=switch, default=True,
+    p.add_argument("--early-stop", type=switch, default=None,
                    help="1 (default): stop when the validation metric rose 4 epochs in a row")
     p.add_argument("--pretrain", type=switch, default=None,
                    help="nfm, 1: train an FM first and start NFM's w0, w and V from it (the paper's pretraining)")
-    p.add_argument("--eval-train", type=switch, default=False,
+    p.add_argument("--eval-train", type=switch, default=None,
                    help="1: evaluate the whole training set each epoch (the original does; slower). "
                         "0 (default): the train column is the running metric of the epoch's batches")
     p.add_argument("--train-rows", type=count(), default=None, help="use only the first N training rows")
@@ -386,6 +421,16 @@ def add_commands(sub):
     p.add_argument("--history", type=path, default=None, help="write one JSON line per epoch to this file")
     p.add_argument("--progress", type=switch, default=None, help="progress bar (default: on a terminal)")
     add_threads_option(p)
+    g = p.add_argument_group("Bayesian FM (--solver mcmc): Gibbs sampling; no learning rate, regularisation or "
+                             "epochs to tune (nfm_numpy.bayes)")
+    g.add_argument("--solver", choices=["sgd", "mcmc"], default="sgd",
+                   help="sgd (default): mini-batch training of FM or NFM; mcmc: a Bayesian FM (--model fm), "
+                        "libFM's default solver")
+    g.add_argument("--samples", type=count(1), default=None, help="mcmc: sweeps after burn-in (default 100)")
+    g.add_argument("--burn-in", type=count(0), default=None, help="mcmc: sweeps discarded first (default 20)")
+    g.add_argument("--keep", type=count(1), default=None,
+                   help="mcmc: samples of the weights kept for --save, evenly spaced (default 20; each is the "
+                        "size of w and V)")
     p.set_defaults(run=run_train, defaults={"layers": [64], "activation": "relu", "pretrain": False})
 
     for name, helptext in (("evaluate", "metrics of a saved model on a file (libFM or CSV) or a dataset's part"),
@@ -505,6 +550,7 @@ def run_train(a):
     from .report import plot_history, text_curve
 
     check_model_options(a)
+    check_solver_options(a)
     check_csv_options(a)
     check_outputs(a)
     t0 = time.perf_counter()
@@ -524,6 +570,8 @@ def run_train(a):
     floor = SYNTHETIC_NOISE if synthetic and a.loss == "square" else None
     if floor is not None:
         print(f"noise floor: the best achievable test rmse is about {floor} (the label noise)")
+    if a.solver == "mcmc":
+        return run_mcmc(a, split)
     model = make_model(a, split.train.n_features)
     print(model)
     epochs = a.epochs or (40 if synthetic else 200)
@@ -574,6 +622,56 @@ def run_train(a):
     return 0
 
 
+def run_mcmc(a, split):
+    """``train --solver mcmc``: a Bayesian FM by Gibbs sampling (nfm_numpy.bayes). One line a sweep;
+    the test metric is that of the posterior mean of the predictions over the samples after burn-in."""
+    import numpy as np
+
+    from . import bayes, checkpoint, metrics as M
+    from .data import binary_labels
+    groups = None
+    if a.csv is not None:                 # one prior group per field, as libFM's groups (-meta)
+        groups = np.zeros(a.encoder.n_features, dtype=np.int64)
+        for g, f in enumerate(a.encoder.fields):
+            groups[f.offset:f.offset + f.size] = g
+    task = "probit" if a.loss == "log" else "regression"
+    print(f"Bayesian FM by Gibbs sampling: k={a.hidden_factor}, {a.burn_in} burn-in + {a.samples} sweeps, {task}, "
+          f"{'one prior group per field' if groups is not None else 'one prior group'}")
+
+    def line(rec):
+        test = {k: v for k, v in rec.items() if k.startswith("test_")}
+        print(f"sweep {rec['sweep']:4d}  train rmse {rec['train_rmse']:.4f}  noise precision {rec['alpha']:.3g}"
+              + "".join(f"  {k.replace('_', ' ')} (posterior mean) {v:.4f}" for k, v in test.items())
+              + ("  (burn-in)" if rec["sweep"] <= a.burn_in else ""))
+    phase("sampling (nothing was written)")
+    model = bayes.fit(split.train, split.test, k=a.hidden_factor, n_samples=a.samples, burn_in=a.burn_in, task=task,
+                      groups=groups, keep=a.keep, seed=a.seed, on_sweep=line)
+    y_train = split.train.y
+    if task == "regression":
+        model.label_range = (float(np.min(y_train)), float(np.max(y_train)))
+    loss = "log" if task == "probit" else "square"
+    if a.save is not None:
+        phase(f"saving {a.save}; the old file, if any, is as it was")
+        checkpoint.save(model, a.save, a.encoder.to_arrays() if a.csv is not None
+                        else {"raw_ids": split.train.raw_ids})
+        print(f"saved {a.save} ({model.n_kept} samples of the weights)")
+    if a.history is not None:
+        import json
+
+        from .outputs import write_atomically
+        text = "".join(json.dumps(rec) + "\n" for rec in model.trace)
+        write_atomically(a.history, lambda f: f.write(text.encode()), "history")
+    for name, part, pred in (("validation", split.valid, model.predict(split.valid.idx, split.valid.val)),
+                             ("test", split.test, model.test_pred)):
+        y = np.asarray(part.y, dtype=np.float64)
+        if loss == "log":
+            y = binary_labels(y, part.name)[0]
+        for metric, value in M.evaluate(loss, y, np.asarray(pred), getattr(model, "label_range", None)
+                                        if loss == "square" else None).items():
+            print(f"{name} {metric}: {_metric(value)}")
+    return 0
+
+
 def _metric(value):
     """A metric as printed; AUC is undefined (NaN) when the scored labels hold one class."""
     return f"{value:.4f}" if value == value else "undefined (the labels hold one class)"
@@ -584,13 +682,13 @@ def _part(a, model, extra):
     """The data to evaluate or predict, in the saved model's id space (never a map rebuilt from files:
     the same model on the same file gives the same numbers whatever else the folder holds)."""
     from . import datasets as D
-    loss = model.config["loss"]
+    loss = _loss(model)
     raw_ids = extra.get("raw_ids")
     source = _source(a)
     if a.part is not None and (a.file is not None or a.csv is not None):
         raise E.OptionError("--part chooses a file of --data-dir or --dataset; --file and --csv name the file")
     part = a.part or "test"
-    dtype = model.config["dtype"]                # the data in the model's own dtype
+    dtype = _dtype(model)                # the data in the model's own dtype
     if a.csv is not None:
         from .features import Encoder, read_csv_dataset
         if "encoder" not in extra:
@@ -635,12 +733,27 @@ def _part(a, model, extra):
     return data
 
 
+def _loss(model):
+    """The loss a saved model was trained with: a Bayesian FM's probit task scores as the log loss."""
+    if model.config.get("kind") == "bayes_fm":
+        return "log" if model.config["task"] == "probit" else "square"
+    return model.config["loss"]
+
+
+def _dtype(model):
+    return model.config.get("dtype", "float64")          # a Bayesian FM computes in float64
+
+
 def _predictions(model, data):
     """Host predictions for a dataset; non-finite ones (an overflow) are an error, never printed."""
     import numpy as np
 
+    from . import backend as B
     from .train import predictions
-    pred = predictions(model, data)
+    if model.config.get("kind") == "bayes_fm":             # the posterior mean over the kept samples
+        pred = np.asarray(B.to_numpy(model.predict(data.idx, data.val)), dtype=np.float64)
+    else:
+        pred = predictions(model, data)
     bad = int((~np.isfinite(pred)).sum())
     if bad:
         raise E.RunFailed(f"{bad} of {pred.size} predictions on {data.name} are not finite (the values of the "
@@ -652,8 +765,9 @@ def run_evaluate(a):
     from . import checkpoint, metrics as M
     model, extra = checkpoint.load(a.load, a.backend)
     data = _part(a, model, extra)
-    pred, loss = _predictions(model, data), model.config["loss"]
-    for name, value in M.evaluate(loss, data.y, pred, model.label_range if loss == "square" else None).items():
+    pred, loss = _predictions(model, data), _loss(model)
+    clip = getattr(model, "label_range", None) if loss == "square" else None
+    for name, value in M.evaluate(loss, data.y, pred, clip).items():
         print(f"{data.name if (a.file is not None or a.csv is not None) else a.part or 'test'} {name}: "
               f"{_metric(value)}")
     return 0
@@ -669,7 +783,7 @@ def _csv_with_ids(a, model, extra):
         raise E.InputError(f"{a.load} was not trained with --csv (it holds no feature encoder); use --file "
                            "or --data-dir")
     data, n_unseen, ids, _ = read_csv_for_prediction(a.csv, Encoder.from_arrays(extra), a.unseen or "oov",
-                                                     a.delimiter, model.config["dtype"], a.id_col)
+                                                     a.delimiter, _dtype(model), a.id_col)
     if n_unseen:
         print(f"note: {n_unseen} cell{'s' if n_unseen > 1 else ''} of {a.csv} hold values never seen in "
               f"training ({'the field' + chr(39) + 's OOV feature' if (a.unseen or 'oov') == 'oov' else 'x = 0'})",
@@ -695,7 +809,7 @@ def run_predict(a):
     pred = _predictions(model, data)
     if a.out is not None:
         from .predictions_file import value_column, write_predictions
-        write_predictions(a.out, pred, ids, a.id_col or "row", model.config["loss"], "--out")
+        write_predictions(a.out, pred, ids, a.id_col or "row", _loss(model), "--out")
         print(f"wrote {a.out}: {pred.size} rows ({a.id_col or 'row'}, {value_column(model.config['loss'])})")
         return 0
     if sys.stdout is None or sys.stdout.closed:

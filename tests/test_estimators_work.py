@@ -166,6 +166,7 @@ def test_bad_eval_set_is_refused_by_name_and_leaves_the_estimator_as_it_was(name
 # ------------------------------------------------------------------ 2. the defaults beside the CLI's
 def test_defaults_shared_with_the_cli_are_equal_and_the_others_are_the_readme_table():
     a = cli.build_parser().parse_args(["train"])
+    cli.check_solver_options(a)                   # fills in the SGD defaults (the parser leaves them None)
     shared = {"lr": a.lr, "batch_size": a.batch_size, "optimizer": a.optimizer, "l2": a.l2, "dtype": a.dtype,
               "patience": 4}
     for cls in (FMRegressor, FMClassifier, NFMRegressor, NFMClassifier):

@@ -619,13 +619,15 @@ class BayesFM:
     (on the training backend), ``test_pred`` (N_test,) the posterior mean prediction over all
     ``n_samples`` sweeps for the rows given to ``fit`` as ``test`` (None without), ``train_pred``
     (N,) the same on the training rows, ``trace`` (one dict per sweep: alpha, rmse of the sweep's
-    sample on the training targets, and the running test metric when test labels were given).
+    sample on the training targets, and the running test metric when test labels were given),
+    ``label_range`` ((lo, hi) of the training labels, or None; a checkpoint keeps it, as an NFM's).
     """
 
     def __init__(self, config, w0, w, V, test_pred=None, train_pred=None, trace=()):
         self.config = dict(config)
         self.w0, self.w, self.V = w0, w, V
         self.test_pred, self.train_pred, self.trace = test_pred, train_pred, list(trace)
+        self.label_range = None
 
     @property
     def n_kept(self):

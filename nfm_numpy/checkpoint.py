@@ -1,13 +1,20 @@
 """Checkpoints: a model's parameters, batch-norm state and configuration in one .npz.
 
+Two kinds of model are saved: an ``NFM`` or ``FM`` (its parameters and batch-norm state), and a
+Bayesian FM (``bayes.BayesFM``): its kept posterior samples of (w0, w, V), from which it predicts
+new rows (the posterior mean over them), not a single averaged model (the posterior mean of the
+prediction is not the prediction of the mean parameters: the FM is quadratic in V).
+
 No pickle anywhere: arrays are stored as arrays and the configuration as a JSON
 string. Files are written through a temporary file and renamed into place
 (``outputs.write_atomically``): an interrupted or failed save leaves the old
 file as it was and no temporary file behind; only a regular file is ever
 replaced, and it keeps its mode.
 
-The format is closed: an archive holds ``config``, ``param/<name>`` and
-``state/<name>`` for the configured model, and optionally ``extra/raw_ids``
+The format is closed: an archive holds ``config``, and for an NFM or FM
+``param/<name>`` and ``state/<name>`` for the configured model, for a Bayesian
+FM (``kind`` "bayes_fm" in the configuration) ``samples/w0``, ``samples/w`` and
+``samples/V`` and nothing of the other kind; optionally ``extra/raw_ids``
 (the libFM id map), ``extra/label_range`` and a feature encoder
 (``extra/encoder``, ``extra/encoder.vocab<i>``, ``extra/encoder.edges<i>``,
 other ``extra/encoder.<name>`` arrays). ``save`` writes nothing else, and
@@ -19,12 +26,14 @@ Loading never trusts the archive. The .npz is opened with ``zipfile``, and
 before a single byte of data is decompressed every member's .npy header is
 read and checked: a plain numeric or text dtype (pickled objects are never
 loaded), a declared size equal to what the header describes, and a shape
-the configuration allows (the parameters exactly; the id map one integer
+the configuration allows (the parameters exactly; a Bayesian FM's samples
+(keep,), (keep, n_features) and (keep, n_features, k) float64, with keep,
+n_features, k and the rest of its configuration checked first; the id map one integer
 per feature; the encoder's vocabularies and edges no more entries than the
 model has features, its rare values no more than its JSON declares; the
 JSON texts a bounded size), and no member over 16 MiB may decompress to
 more than 100 times its stored size. So a small forged file cannot make a
-load spend minutes and gigabytes (a "zip bomb"). Then the values are checked: weights finite,
+load spend minutes and gigabytes (a "zip bomb"). Then the values are checked: weights and samples finite,
 batch-norm variances non-negative, the id map distinct, the encoder
 describing exactly the model's features.
 """
@@ -42,7 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend as B
+from . import backend as B, errors as E
 from .errors import CheckpointError, InputError, OptionTypeError
 from .outputs import write_atomically
 
@@ -53,8 +62,13 @@ _TEXT_MAX = 4 << 20                # bytes of the encoder's JSON text, plus _TEX
 _TEXT_PER_FEATURE = 4 << 10
 _RATIO_MAX, _RATIO_FROM = 100, 16 << 20    # text members over 16 MiB may be at most 100x their compressed size
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
-_NAME = re.compile(r"(config|(param|state)/[A-Za-z0-9_]+|extra/(raw_ids|label_range|encoder(\.[A-Za-z0-9_]+)?))"
-                   r"\.npy\Z")
+_NAME = re.compile(r"(config|(param|state)/[A-Za-z0-9_]+|samples/(w0|w|V)|"
+                   r"extra/(raw_ids|label_range|encoder(\.[A-Za-z0-9_]+)?))\.npy\Z")
+BAYES = "bayes_fm"                 # the configuration's kind of a Bayesian FM (bayes.fit)
+_SAMPLES = ("w0", "w", "V")        # its members samples/<name>: the kept samples
+# a Bayesian FM's configuration, as bayes.fit writes it: the keys it must have, and those it may have
+_BAYES_KEYS = ("kind", "task", "n_features", "k", "n_samples", "burn_in", "keep", "prior")
+_BAYES_OPTIONAL = ("seed", "init_std", "n_groups", "n_blocks")
 
 
 # ---------------------------------------------------------------------------- save
@@ -63,17 +77,24 @@ def save(model, path, extra=None):
     arrays to keep beside it: ``raw_ids`` (the original feature id of each dense id) and/or a
     feature encoder's arrays (``Encoder.to_arrays()``); nothing else, as the format is closed.
     Raises ``errors.OutputError`` naming the path if it cannot be written. A model with
-    non-finite weights, or an ``extra`` that ``load`` would refuse, is refused before writing."""
+    non-finite weights, or an ``extra`` that ``load`` would refuse, is refused before writing.
+    ``model``: an ``NFM`` or ``FM``, or a ``bayes.BayesFM`` (its kept samples are saved; one
+    that kept none cannot predict and is refused)."""
+    from .bayes import BayesFM
     from .model import NFM
-    if not isinstance(model, NFM):
-        raise OptionTypeError(f"checkpoint.save needs an NFM or FM model, got {type(model).__name__}")
+    if not isinstance(model, (NFM, BayesFM)):
+        raise OptionTypeError(f"checkpoint.save needs an NFM, FM or BayesFM model, got {type(model).__name__}")
     if extra is not None and not isinstance(extra, dict):
         raise OptionTypeError(f"extra must be a dict of name -> array, got {type(extra).__name__}")
-    arrays = {f"param/{n}": B.to_numpy(a) for n, a in model.params.items()}
-    bad = [n for n, a in arrays.items() if not np.all(np.isfinite(a))]
-    if bad:
-        raise CheckpointError(f"{bad[0].split('/')[1]} holds NaN or infinite values: a diverged model is not saved")
-    arrays.update({f"state/{n}": B.to_numpy(a) for n, a in model.state.items()})
+    if isinstance(model, BayesFM):
+        arrays = _bayes_arrays(path, model)
+    else:
+        arrays = {f"param/{n}": B.to_numpy(a) for n, a in model.params.items()}
+        bad = [n for n, a in arrays.items() if not np.all(np.isfinite(a))]
+        if bad:
+            raise CheckpointError(f"{bad[0].split('/')[1]} holds NaN or infinite values: a diverged model is not "
+                                  "saved")
+        arrays.update({f"state/{n}": B.to_numpy(a) for n, a in model.state.items()})
     kept = {}
     for n, a in (extra or {}).items():
         if a is None:
@@ -90,8 +111,13 @@ def save(model, path, extra=None):
     rare = _rare_counts("extra", kept["encoder"]) if "encoder" in kept else {}
     _check_extra_shapes("extra", {n: (a.shape, a.dtype, a.nbytes) for n, a in kept.items()}, n_features, rare)
     arrays.update({f"extra/{n}": a for n, a in kept.items()})
-    if model.label_range is not None:
-        arrays["extra/label_range"] = np.asarray(model.label_range, dtype=np.float64)
+    label_range = getattr(model, "label_range", None)
+    if label_range is not None:
+        lr = np.asarray(label_range, dtype=np.float64)
+        if lr.shape != (2,) or not np.all(np.isfinite(lr)) or lr[0] > lr[1]:
+            raise CheckpointError(f"the model's label_range {label_range!r} is not a range (lo, hi) of finite "
+                                  "numbers, lo <= hi; load would refuse it")
+        arrays["extra/label_range"] = lr
     arrays["config"] = np.array(json.dumps({"format": FORMAT, **model.config}))
     return write_atomically(path, lambda f: np.savez(f, **arrays), "checkpoint")
 
@@ -175,7 +201,8 @@ def _members(path, zf):
 
 def _unknown(path, name):
     raise CheckpointError(f"{path}: the member {name!r} is not part of an nfm_numpy checkpoint (it holds config, "
-                          "param/, state/ and extra/raw_ids, label_range, encoder arrays only); its data was not read")
+                          "param/ and state/ (an NFM or FM) or samples/w0, w, V (a Bayesian FM), and extra/raw_ids, "
+                          "label_range, encoder arrays only); its data was not read")
 
 
 def _header(path, zf, info):
@@ -307,6 +334,9 @@ def load(path, backend="numpy", device=None):
     with _open(path) as zf:
         members = _members(path, zf)
         config = _config(path, zf, members)
+        if config.get("kind") == BAYES:
+            return _load_bayes(path, zf, members, config, backend, device)
+        _not_of_kind(path, members, "samples/", config.get("kind"))
         model = _model(path, members, config)
         n = model.config["n_features"]
         _bound_extras(path, zf, members, n)
@@ -314,10 +344,7 @@ def load(path, backend="numpy", device=None):
         extra = {k.split("/", 1)[1]: _read(path, zf, m) for k, m in members.items() if k.startswith("extra/")}
     _check_extras(path, extra, n)
     if "label_range" in extra:
-        lr = extra["label_range"]
-        if not np.all(np.isfinite(lr)) or lr[0] > lr[1]:
-            raise CheckpointError(f"{path}: the label range {lr.tolist()} is damaged")
-        model.label_range = (float(lr[0]), float(lr[1]))
+        model.label_range = _label_range(path, extra["label_range"])
     return model.to(backend, device), extra
 
 
@@ -372,6 +399,115 @@ def _fill(path, zf, members, model):
             if group == "state" and n.startswith("var") and np.any(a < 0):
                 raise CheckpointError(f"{path}: batch-norm running variance {n} is negative; the file is damaged")
             target[n] = a
+
+
+# ---------------------------------------------------------------------------- a Bayesian FM
+def _not_of_kind(path, members, prefix, kind):
+    """Refuse the first member under ``prefix`` (``samples/`` in an NFM's file, ``param/`` or
+    ``state/`` in a Bayesian FM's), naming it: the other kind's arrays, which nothing would read."""
+    prefixes = (prefix,) if isinstance(prefix, str) else prefix
+    for key, m in members.items():
+        if key.startswith(prefixes):
+            holds = ("samples/w0, samples/w and samples/V" if kind == BAYES else "param/ and state/ arrays")
+            raise CheckpointError(f"{path}: the member {m.info.filename!r} does not belong in a checkpoint of kind "
+                                  f"{kind!r}, which holds {holds}; the file was edited or is damaged, and its data "
+                                  "was not read")
+
+
+def _bayes_config(path, config):
+    """A Bayesian FM's configuration, checked (every key, its type and range); returns
+    (n_features, k, keep) as ints. Checked on save and load alike."""
+    missing = [k for k in _BAYES_KEYS if k not in config]
+    unknown = sorted(set(config) - set(_BAYES_KEYS) - set(_BAYES_OPTIONAL))
+    if missing or unknown:
+        raise CheckpointError(f"{path}: the configuration of a Bayesian FM " + "; ".join(
+            ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unknown {', '.join(unknown)}"]
+                                                                    if unknown else [])))
+    from .bayes import TASKS, Prior, check_prior
+    c = config
+    try:
+        E.choice(c["task"], "task", TASKS)
+        n = E.integer(c["n_features"], "n_features", 1)
+        k = E.integer(c["k"], "k", 1)
+        n_samples = E.integer(c["n_samples"], "n_samples", 1)
+        E.integer(c["burn_in"], "burn_in", 0)
+        keep = E.integer(c["keep"], "keep", 1, n_samples)
+        prior = c["prior"]
+        if not isinstance(prior, dict) or set(prior) != set(Prior._fields):
+            raise OptionTypeError(f"prior must hold {', '.join(Prior._fields)}, got {prior!r}")
+        check_prior(Prior(**prior))
+        if "seed" in c:
+            E.integer(c["seed"], "seed", 0)
+        if "init_std" in c:
+            E.real(c["init_std"], "init_std", 0.0)
+        for key in ("n_groups", "n_blocks"):
+            if key in c:
+                E.integer(c[key], key, 1, n)
+    except InputError as e:
+        raise CheckpointError(f"{path}: the configuration does not describe a Bayesian FM: {e}") from None
+    return n, k, keep
+
+
+def _sample_shapes(n, k, keep):
+    return {"w0": (keep,), "w": (keep, n), "V": (keep, n, k)}
+
+
+def _bayes_arrays(path, model):
+    """What ``save`` writes of a ``BayesFM``: its kept samples (host float64), checked as ``load`` checks them."""
+    if model.n_kept == 0:
+        raise CheckpointError("this BayesFM kept no samples (fit with keep >= 1): it cannot predict, and is not saved")
+    n, k, keep = _bayes_config(f"the BayesFM to save to {path}", model.config)
+    arrays = {}
+    for name, want in _sample_shapes(n, k, keep).items():
+        a = np.asarray(B.to_numpy(getattr(model, name)))
+        if a.dtype.kind != "f" or a.shape != want:
+            raise CheckpointError(f"the BayesFM's samples {name} have shape {a.shape} {a.dtype}; its configuration "
+                                  f"(keep {keep}, n_features {n}, k {k}) needs {want} float64")
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"the BayesFM's samples {name} hold NaN or infinite values: it is not saved")
+        arrays[f"samples/{name}"] = a.astype(np.float64)
+    return arrays
+
+
+def _load_bayes(path, zf, members, config, backend, device):
+    """``load`` for a configuration of kind "bayes_fm": the configuration, then every member's
+    header (samples and extras) against it, then the data; returns (BayesFM, extra)."""
+    from .bayes import BayesFM
+    n, k, keep = _bayes_config(path, config)
+    _not_of_kind(path, members, ("param/", "state/"), BAYES)
+    for name, want in _sample_shapes(n, k, keep).items():
+        m = members.get(f"samples/{name}")
+        if m is None:
+            raise CheckpointError(f"{path}: the member 'samples/{name}.npy' is missing; a Bayesian FM's checkpoint "
+                                  "holds samples/w0, samples/w and samples/V")
+        if m.shape != want or m.dtype != np.float64:
+            raise CheckpointError(f"{path}: the member {m.info.filename!r} has shape {m.shape} {m.dtype}; the "
+                                  f"configuration (keep {keep}, n_features {n}, k {k}) needs {want} float64; the "
+                                  "file is damaged or forged, and its data was not read")
+    _bound_extras(path, zf, members, n)
+    samples = {}
+    for name in _SAMPLES:
+        m = members[f"samples/{name}"]
+        a = _read(path, zf, m)
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"{path}: the member {m.info.filename!r} holds {int((~np.isfinite(a)).sum())} NaN "
+                                  "or infinite values; the file is damaged")
+        samples[name] = a
+    extra = {k_.split("/", 1)[1]: _read(path, zf, m) for k_, m in members.items() if k_.startswith("extra/")}
+    _check_extras(path, extra, n)
+    model = BayesFM.from_arrays(config, samples)
+    if "label_range" in extra:
+        model.label_range = _label_range(path, extra["label_range"])
+    xp = B.resolve(backend)
+    if not B.is_numpy(xp) or device is not None:
+        model.w0, model.w, model.V = (B.to_device(a, xp, device) for a in (model.w0, model.w, model.V))
+    return model, extra
+
+
+def _label_range(path, lr):
+    if not np.all(np.isfinite(lr)) or lr[0] > lr[1]:
+        raise CheckpointError(f"{path}: the label range {lr.tolist()} is damaged")
+    return (float(lr[0]), float(lr[1]))
 
 
 # ---------------------------------------------------------------------------- the extras

@@ -1,5 +1,7 @@
 """scikit-learn estimators: ``FMRegressor``, ``FMClassifier``, ``NFMRegressor``, ``NFMClassifier``,
-and ``FeatureEncoder``, the CSV route's ``features.Encoder`` as a transformer (DataFrame in, CSR out).
+``BayesFMRegressor`` and ``BayesFMClassifier`` (the Bayesian FM of ``nfm_numpy.bayes``, by Gibbs
+sampling), and ``FeatureEncoder``, the CSV route's ``features.Encoder`` as a transformer (DataFrame in,
+CSR out).
 
 They take X as a scipy.sparse matrix or a dense array (n_samples, n_features)
 and y, as every scikit-learn estimator does, so they work in ``Pipeline``,
@@ -28,6 +30,13 @@ Choices a user should know:
   the caller's own validation rows instead: nothing is held out of X.
 * Defaults differ from the command line's in k, layers, FM's keep_prob, epochs,
   early_stopping and random_state; README ("scikit-learn") has the table and why.
+* ``BayesFMRegressor`` and ``BayesFMClassifier`` have no learning rate, regularisation or epochs:
+  the priors' precisions are sampled with the weights. They run ``burn_in`` sweeps, then
+  ``n_samples``, keep ``keep`` (default 20) samples evenly spaced and predict with the posterior
+  mean over those (the classifier: of Phi(yhat); ``decision_function`` is the logit of that
+  probability). The regressor standardises y too: the hyper-priors (libFM's Gamma(1/2, 1/2) on the
+  noise and prior precisions) and ``init_std`` are not scale-free, and mean libFM's defaults for y of
+  unit spread. No ``sample_weight``, ``warm_start`` or ``eval_set``.
 * ``warm_start=True`` continues from the fitted weights and optimiser state.
   The parameters that shape the model (k, layers, keep_prob, batch_norm,
   activation, l2, dtype, backend) cannot change between such fits (an error
@@ -66,8 +75,9 @@ except ImportError as e:  # pragma: no cover - depends on the environment
                       "or pip install 'nfm-numpy[sklearn]'") from e
 
 import scipy.sparse as sp
+from scipy import special
 
-from . import backend as B, errors as E, features as F, layers as L, optim
+from . import backend as B, bayes, errors as E, features as F, layers as L, optim
 from .data import Dataset, Split, from_csr
 from .model import DTYPES, FM, NFM
 from .train import History, fit as fit_model, predictions
@@ -271,6 +281,26 @@ def _finite_on(model, data):
         return bool(np.isfinite(predictions(model, data, scores=True)).all())
 
 
+def _validated(est, X, y, reset, dtype, **kw):
+    """``est._validate``: scikit-learn's validation of X (and y), then X's values against the
+    model's dtype (``dtype()``, called once X is validated)."""
+    only_X = isinstance(y, str) and y == "no_validation"        # scikit-learn's marker: no y (predict)
+    if not only_X:
+        _precheck_y(y)
+    args = (X,) if only_X else (X, y)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # its quick finiteness test sums y: [1e308, 1e308]
+            out = validate_data(est, *args, accept_sparse="csr", dtype=np.float64, reset=reset,
+                                ensure_all_finite=False, **kw)
+    except TypeError as e:
+        raise E.OptionTypeError(_one_line(str(e))) from None
+    except ValueError as e:
+        raise E.DataError(_one_line(str(e))) from None
+    X = out if only_X else out[0]
+    _check_values(X, np.dtype(dtype()))
+    return out
+
+
 # ------------------------------------------------------------------ checks of hyper-parameters
 def _fraction(value, name):
     """A fraction strictly between 0 and 1 (of the rows held out)."""
@@ -388,21 +418,8 @@ class _Base(BaseEstimator):
         """scikit-learn's validation of X (and y): shapes, types, n_features_in_. Its errors become
         ``DataError`` (``OptionTypeError`` for a wrong type); finiteness is checked by our code,
         which names the entry (X[3, 1])."""
-        only_X = isinstance(y, str) and y == "no_validation"        # scikit-learn's marker: no y (predict)
-        if not only_X:
-            _precheck_y(y)
-        args = (X,) if only_X else (X, y)
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):  # its quick finiteness test sums y: [1e308, 1e308]
-                out = validate_data(self, *args, accept_sparse="csr", dtype=np.float64, reset=reset,
-                                    ensure_all_finite=False, **kw)
-        except TypeError as e:
-            raise E.OptionTypeError(_one_line(str(e))) from None
-        except ValueError as e:
-            raise E.DataError(_one_line(str(e))) from None
-        X = out if only_X else out[0]
-        _check_values(X, np.dtype(self.model_.config["dtype"] if not reset else _dtype(self.dtype)))
-        return out
+        dtype = (lambda: self.model_.config["dtype"]) if not reset else (lambda: _dtype(self.dtype))
+        return _validated(self, X, y, reset, dtype, **kw)
 
     def _eval_rows(self, eval_set, dtype):
         """``eval_set`` checked: (X_val as validated X is, y_val as a 1-D array), or None. Called after X
@@ -771,6 +788,212 @@ class NFMClassifier(_NFMParams, FMClassifier):
     _kind = "nfm"
 
 
+# ------------------------------------------------------------------ the Bayesian FM (Gibbs sampling)
+def _keep(value):
+    """``keep``: samples kept for prediction, at least one (a BayesFM that kept none cannot predict)."""
+    return E.integer(value, "keep", 1)
+
+
+def _prior(value):
+    if value is not None and not isinstance(value, bayes.Prior):
+        raise E.OptionTypeError(f"prior must be None or an nfm_numpy.bayes.Prior, got {value!r}")
+    return bayes.check_prior(value)
+
+
+def _groups(value, n):
+    """``groups``: None, or one prior group id (an int >= 0) per column of X."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict, set)) or sp.issparse(value):
+        raise E.OptionTypeError(f"groups must be None or one integer group id per column of X, got {value!r}")
+    try:
+        g = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise E.OptionTypeError(f"groups must be integer group ids ({e})") from None
+    if g.shape != (n,):
+        raise E.OptionError(f"groups must hold one group id per column of X ({n}), got shape {g.shape}")
+    if g.dtype.kind not in "iu":
+        raise E.OptionTypeError(f"groups must hold integer group ids, got dtype {g.dtype}")
+    if g.size and g.min() < 0:
+        i = int(np.argmin(g))
+        raise E.OptionError(f"groups[{i}] = {int(g[i])}: group ids must be >= 0")
+    return g.astype(np.int64)
+
+
+_BAYES_DOC = """
+    Parameters
+    ----------
+    k : factors per feature (the FM's embedding size)
+    n_samples : Gibbs sweeps after burn-in; each is a sample of the posterior
+    burn_in : sweeps before them, discarded (the chain moving from its start to the posterior)
+    keep : samples of (w0, w, V) kept for prediction, evenly spaced over the n_samples, the last
+        included (at most n_samples are kept; predictions average over them)
+    groups : None (one prior group) or one int per column of X: the prior group of each feature
+        (libFM's per-field priors; e.g. one group per one-hot field)
+    prior : None (libFM's hyper-priors) or an ``nfm_numpy.bayes.Prior``
+    init_std : V starts N(0, init_std^2)
+    random_state : int, RandomState or None: the seed of the chain
+    verbose : print one line per sweep
+
+    Attributes
+    ----------
+    model_ : the fitted ``bayes.BayesFM`` (its kept samples; ``checkpoint.save`` writes it)
+    trace_ : one dict per sweep (``sweep``, ``alpha``, ``train_rmse`` of that sweep's sample)
+"""
+
+
+class _BayesBase(BaseEstimator):
+    """Shared code of the Bayesian FM estimators: ``bayes.fit`` on X's padded rows. No learning
+    rate, no regularisation and no epochs to tune: the priors' hyper-parameters are sampled."""
+
+    _task = "regression"
+
+    def __init__(self, k=8, n_samples=100, burn_in=20, keep=20, groups=None, prior=None, init_std=0.1,
+                 random_state=None, verbose=0):
+        self.k, self.n_samples, self.burn_in, self.keep = k, n_samples, burn_in, keep
+        self.groups, self.prior, self.init_std = groups, prior, init_std
+        self.random_state, self.verbose = random_state, verbose
+
+    def _check_params(self):
+        """Every hyper-parameter but groups (checked against X), checked and converted; a dict."""
+        return dict(k=E.integer(self.k, "k", 1), n_samples=E.integer(self.n_samples, "n_samples", 1),
+                    burn_in=E.integer(self.burn_in, "burn_in", 0), keep=_keep(self.keep), prior=_prior(self.prior),
+                    init_std=E.real(self.init_std, "init_std", 0.0), random_state=_random_state(self.random_state),
+                    verbose=_verbose(self.verbose))
+
+    def _validate(self, X, y="no_validation", reset=False, **kw):
+        """As the other estimators validate X (and y); the sampler computes in float64."""
+        return _validated(self, X, y, reset, lambda: np.float64, **kw)
+
+    @staticmethod
+    def _padded(X):
+        """Validated X (float64, dense or CSR) as padded rows (idx, val) (zeros dropped, duplicates summed)."""
+        batch = from_csr(X if sp.issparse(X) else sp.csr_array(X), None, np.float64)
+        return batch.idx, batch.val
+
+    def _sample(self, X, target, p, scale=1.0):
+        """Run the chain on validated X and the training ``target``; sets model_ and trace_. Returns self."""
+        groups = _groups(self.groups, X.shape[1])
+        seed = int(p["random_state"].randint(0, 2**31 - 1))
+        idx, val = self._padded(X)
+        name, total, metric = type(self).__name__, p["burn_in"] + p["n_samples"], (
+            "train rmse" if self._task == "regression" else "latent rmse")
+
+        def line(rec):                          # one verbose line per sweep, in y's units for the regressor
+            stage = "burn-in" if rec["sweep"] <= p["burn_in"] else "sample"
+            print(f"{name} sweep {rec['sweep']:4d}/{total} ({stage})  {metric} {rec['train_rmse'] * scale:.6g}",
+                  flush=True)
+        model = bayes.fit((idx, val, target), n_features=max(X.shape[1], 1), k=p["k"], n_samples=p["n_samples"],
+                          burn_in=p["burn_in"], task=self._task, groups=groups, keep=p["keep"], prior=p["prior"],
+                          init_std=p["init_std"], seed=seed, on_sweep=line if p["verbose"] else None)
+        vars(model).pop("sampler", None)        # the sampler holds the training rows: not part of the model
+        self.model_, self.trace_ = model, model.trace
+        return self
+
+    def _samples_of(self, X):
+        """Validated padded rows of X and the fitted model (the one entry of every predict path)."""
+        check_is_fitted(self, "model_")
+        return self._padded(self._validate(X))
+
+    @staticmethod
+    def _finite(out):
+        bad = ~np.isfinite(out)
+        if bad.any():
+            raise E.RunFailed(f"{int(bad.sum())} of {out.size} predictions are not finite, the first for row "
+                              f"{int(np.argmax(bad))} of X (the values of X overflow this model)")
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class BayesFMRegressor(RegressorMixin, _BayesBase):
+    __doc__ = ("Bayesian factorization machine for regression, by Gibbs sampling (``nfm_numpy.bayes``: Gaussian "
+               "noise, Normal-Gamma hyper-priors); the prediction is the posterior mean over the kept samples. "
+               "y is standardised for training, and predictions are in y's units." + _BAYES_DOC
+               + "    y_mean_, y_scale_ : the standardisation of y\n")
+
+    @_named
+    @_all_or_nothing
+    def fit(self, X, y):
+        """Sample the posterior given X (n_samples, n_features), sparse or dense, and y (n_samples,). Returns self."""
+        p = self._check_params()
+        X, y = self._validate(X, y, reset=True, y_numeric=True)
+        y = _numbers(y)
+        mean, scale = _standardisation(y, None)
+        self._sample(X, (y - mean) / scale, p, scale)
+        self.y_mean_, self.y_scale_ = mean, scale
+        return self
+
+    @_named
+    def predict(self, X):
+        """The posterior mean of the prediction, in y's units, (n_samples,)."""
+        idx, val = self._samples_of(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._finite(self.model_.predict(idx, val) * self.y_scale_ + self.y_mean_)
+
+
+class BayesFMClassifier(ClassifierMixin, _BayesBase):
+    __doc__ = ("Bayesian factorization machine for binary classification, by Gibbs sampling: the probit link "
+               "with latent variables (``nfm_numpy.bayes``). ``classes_``: the two labels; the second is the "
+               "positive class; ``predict_proba`` is the posterior mean of Phi(yhat)." + _BAYES_DOC)
+    _task = "probit"
+    _classes = FMClassifier._classes
+
+    @_named
+    @_all_or_nothing
+    def fit(self, X, y):
+        """Sample the posterior given X (n_samples, n_features), sparse or dense, and y (n_samples,) of two
+        classes. Returns self."""
+        p = self._check_params()
+        X, y = self._validate(X, y, reset=True)
+        classes = self._classes(y)
+        self._sample(X, (y == classes[1]).astype(np.float64), p)
+        self.classes_ = classes
+        return self
+
+    def _log_proba(self, X):
+        """log P(classes_[0]) and log P(classes_[1]) (n_samples,) each: the logs of the posterior means of
+        Phi(-yhat) and Phi(yhat) over the kept samples, summed in log space (no 1 - p that rounds to 0)."""
+        idx, val = self._samples_of(X)
+        m = self.model_
+        lo = hi = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            for t in range(m.n_kept):
+                yhat = bayes.predict_fm(idx, val, m.w0[t], m.w[t, :], m.V[t, ...])
+                a, b = special.log_ndtr(-yhat), special.log_ndtr(yhat)
+                lo, hi = (a, b) if lo is None else (np.logaddexp(lo, a), np.logaddexp(hi, b))
+            log_n = math.log(m.n_kept)
+            lo, hi = lo - log_n, hi - log_n
+            self._finite(hi - lo)
+        return lo, hi
+
+    @_named
+    def decision_function(self, X):
+        """The logit of the posterior probability of the positive class (classes_[1]), (n_samples,)."""
+        lo, hi = self._log_proba(X)
+        return hi - lo
+
+    @_named
+    def predict_proba(self, X):
+        """Posterior probabilities of classes_[0] and classes_[1], (n_samples, 2)."""
+        lo, hi = self._log_proba(X)
+        return np.column_stack([np.exp(lo), np.exp(hi)])
+
+    @_named
+    def predict(self, X):
+        """The more probable class of each row, (n_samples,)."""
+        lo, hi = self._log_proba(X)
+        return self.classes_[(hi > lo).astype(int)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+
 # ------------------------------------------------------------------ the feature encoder as a transformer
 def _columns_of(X, what="X"):
     """X as a mapping of column name -> 1-D array, as ``features.Encoder`` reads it: a pandas DataFrame
@@ -892,4 +1115,5 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         return tags
 
 
-__all__ = ["FMRegressor", "FMClassifier", "NFMRegressor", "NFMClassifier", "FeatureEncoder"]
+__all__ = ["FMRegressor", "FMClassifier", "NFMRegressor", "NFMClassifier", "BayesFMRegressor", "BayesFMClassifier",
+           "FeatureEncoder"]

@@ -18,7 +18,7 @@ import pytest
 from test_errors import assert_one_line_error, digest, run_cli, tmp, work, write  # noqa: F401 (fixtures)
 
 import nfm_numpy as nf
-from nfm_numpy import checkpoint, cli, errors as E, metrics as M, train as T
+from nfm_numpy import checkpoint, cli, datasets as D, errors as E, metrics as M, train as T
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -430,3 +430,25 @@ def test_a_float64_dataset_that_overflows_a_float32_model_is_refused_not_cast_to
         T.predictions(nf.FM(3, k=2), ds)
     with pytest.raises(E.DataError, match=r"val\[1, 0\]: value 1e\+39 is too large for float32"):
         nf.FM(3, k=2).predict(nf.make_batch(np.array([[0], [1]]), np.array([[1.0], [1e39]])))
+
+
+# ------------------------------------------------------------------ the Bayesian FM end to end (issue 17)
+def test_mcmc_train_save_evaluate_predict(tmp, capsys):  # noqa: F811 (the fixture)
+    m = tmp / "bayes.npz"
+    code, out, err = run_cli(["train", "--data-dir", tmp / "split", "--model", "fm", "--solver", "mcmc", "--samples",
+                              "12", "--burn-in", "3", "--hidden-factor", "2", "--keep", "4", "--save", m], capsys)
+    assert code == 0, err
+    assert "sweep   15" in out and "saved" in out
+    test_rmse = float(out.split("test rmse: ")[1].split()[0])
+    code, out, err = run_cli(["evaluate", "--load", m, "--data-dir", tmp / "split"], capsys)
+    assert code == 0, err
+    # evaluate scores with the 4 kept samples (training printed the mean over all 12): check it by hand
+    model, extra = checkpoint.load(m)
+    test = D.read_with_ids(tmp / "split" / "toy.test.libfm", extra["raw_ids"])[0]
+    pred = np.clip(model.predict(test.idx, test.val), *model.label_range)
+    by_hand = float(np.sqrt(np.mean((np.asarray(test.y, dtype=np.float64) - pred) ** 2)))
+    assert float(out.split("test rmse: ")[1].split()[0]) == pytest.approx(by_hand, abs=1e-4)
+    assert abs(by_hand - test_rmse) < 0.2
+    code, out, err = run_cli(["predict", "--load", m, "--file", tmp / "split" / "toy.test.libfm"], capsys)
+    assert code == 0, err
+    assert len(out.split()) == 30 and all(np.isfinite(float(v)) for v in out.split())

@@ -67,6 +67,7 @@ KINDS = ("categorical", "numeric", "buckets", "multi")
 MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
 CSV_UNSEEN = ("oov", "ignore", "error")
 LOSSES = ("square", "log")
+ASCII_BLANKS = " \t\n\r\f\v"  # what is stripped around a cell (str.strip() would also remove U+00A0 and kin)
 ALL = "*"                      # categorical="*": every column no other argument names
 # A categorical column is "near-unique" when more than half of at least NEAR_UNIQUE_ROWS training rows hold
 # a value that occurs once: as a field it memorises rows (a timestamp, a row id) instead of learning.
@@ -604,7 +605,7 @@ def _too_few_items(table, name, used, n_items, free, n):
     most = int(free.min())
     way = (f"use --negatives {most} or fewer" if most >= 1 else
            "leave out the users who used every item")
-    return DataError(f"{table.source}: user {name!r} used {used:,} of the {n_items:,} items, leaving "
+    return DataError(f"{table.source}: user {_shown(name)} used {used:,} of the {n_items:,} items, leaving "
                      f"{n_items - used:,} unused, fewer than the {n} negative{'s' * (n != 1)} each of their rows needs "
                      f"({_count((free < n).sum(), 'such user')}); {way}")
 
@@ -681,40 +682,57 @@ def _factorize(values):
     return back.reshape(-1)[codes], merged.astype(object)
 
 
+def _not_numbers(texts):
+    """Which of ``texts`` (str) do not read as a number. The one test that both decides that a column
+    is bad and marks its first bad cell: a number is ASCII text matching ``errors.NUMBER``, with ASCII
+    blanks around it at most (float() and NumPy also read '1_000', non-ASCII digits and Unicode
+    spaces such as U+00A0, which str.strip() removes; none of them is a number here)."""
+    return np.fromiter((not (v.isascii() and E.NUMBER.match(v.strip())) for v in texts.tolist()), dtype=bool,
+                       count=len(texts))
+
+
 def _numbers(table, name, missing, what="numeric column"):
     """A column as float64 with NaN for missing cells; text, or a number too large for float64,
-    is an error naming the first such cell in the file (file, line and column)."""
+    is an error naming the first such cell in the file (file, line and column). Each distinct
+    text is tested (``_not_numbers``) and converted once, then gathered for every row."""
     a = np.asarray(table[name])
     if a.dtype.kind in "iufb":
         x = a.astype(np.float64)
     else:
-        text = _text(a)
-        blank = np.isin(text, list(missing) + [""])
-        text = np.where(blank, "nan", text)
-        joined = "\n".join(text.tolist())               # float() also reads '1_000' and non-ASCII digits
-        try:
-            if "_" in joined or not joined.isascii():
-                raise ValueError(joined)
-            x = text.astype(np.float64)
-        except ValueError:
-            bad = np.array([not E.NUMBER.match(v.strip()) for v in text.tolist()])
-            r = table.first(bad)
+        codes, texts = table.codes(name)
+        # a table taken from a larger one shares its list of texts: only those these rows hold count
+        held = np.bincount(codes, minlength=texts.size) > 0
+        blank = ~held | np.isin(texts, list(missing) + [""])
+        bad = ~blank
+        bad[bad] = _not_numbers(texts[bad])
+        if bad.any():
+            r = table.first(bad[codes])
             how = (f"; missing values are written as one of {', '.join(map(repr, missing))}"
                    if missing and what == "numeric column" else "")
-            raise DataError(f"{table.where(r, name)}: {text[r]!r} is not a number (a {what}{how})") from None
-        x[blank] = np.nan
+            raise DataError(f"{table.where(r, name)}: {_shown(texts[codes[r]])} is not a number (a {what}{how})")
+        values = np.where(blank, "nan", texts).astype(object).astype(np.float64)      # float() of each text
+        values[blank] = np.nan
+        x = values[codes]
         inf = np.isinf(x)
         if inf.any():
             r = table.first(inf)
-            cell = text[r].strip().lower().lstrip("+-")
+            cell = texts[codes[r]].strip().lower().lstrip("+-")
             why = "is not a finite number" if cell in ("inf", "infinity") else \
                 f"is too large for float64 (max {np.finfo(np.float64).max:.4g})"
-            raise DataError(f"{table.where(r, name)}: {text[r]!r} {why}")
+            raise DataError(f"{table.where(r, name)}: {_shown(texts[codes[r]])} {why}")
     inf = np.isinf(x)
     if inf.any():
         r = table.first(inf)
         raise DataError(f"{table.where(r, name)}: {x[r]} is not a finite number")
     return x
+
+
+def _shown(text, most=40):
+    """A cell as an error message shows it: repr(), cut to ``most`` characters (with its length)."""
+    text = str(text)
+    if len(text) <= most:
+        return repr(text)
+    return f"{text[:most]!r}... ({len(text):,} characters)"
 
 
 @dataclass
@@ -984,7 +1002,7 @@ class Encoder:
             c = int(np.flatnonzero(bad[r])[0])
             cell = texts[codes[r]]
             v = cell if f.kind == "categorical" else _cell_values(cell, f.sep)[c]
-            raise DataError(f"{table.where(r, f.name)}: value {v!r} was never seen in training "
+            raise DataError(f"{table.where(r, f.name)}: value {_shown(v)} was never seen in training "
                             f"({_count(k, 'such cell')}; --unseen oov or ignore accepts them)")
         if unseen == "oov":
             ids = np.where(bad, f.offset, ids)
@@ -1157,7 +1175,7 @@ def _key(text):
 
 def _listing(values, most=6):
     values = list(values)
-    return ", ".join(map(repr, values[:most])) + (", ..." if len(values) > most else "")
+    return ", ".join(map(_shown, values[:most])) + (", ..." if len(values) > most else "")
 
 
 def _labels(table, label, loss, missing, positive=None, classes=None):
@@ -1169,14 +1187,16 @@ def _labels(table, label, loss, missing, positive=None, classes=None):
     two classes (``classes`` None), later rows must hold one of them. Text without ``positive`` is an
     error that lists the values and, for two, says how to name the positive class."""
     codes, texts = table.codes(label)
-    text = {int(c): texts[c].strip() for c in np.unique(codes)}
-    gone = [c for c, v in text.items() if not v or v in missing or (E.NUMBER.match(v) and np.isnan(float(v)))]
+    present = np.unique(codes)
+    text = {int(c): texts[c].strip(ASCII_BLANKS) for c in present}      # U+00A0 is no blank: '\xa07' is not 7
+    number = dict(zip(text, ~_not_numbers(texts[present])))
+    gone = [c for c, v in text.items() if not v or v in missing or (number[c] and np.isnan(float(v)))]
     if gone:
         r = table.first(np.isin(codes, gone))
-        raise DataError(f"{table.where(r, label)}: the label is missing ({texts[codes[r]]!r})")
+        raise DataError(f"{table.where(r, label)}: the label is missing ({_shown(texts[codes[r]])})")
     if positive is not None:
         return _two_classes(table, label, codes, texts.size, text, positive, classes)
-    words = [c for c, v in text.items() if not E.NUMBER.match(v)]
+    words = [c for c in text if not number[c]]
     if words:
         raise _text_labels(table, label, loss, codes, text, words)
     y = _numbers(table, label, (), "label")
@@ -1207,11 +1227,11 @@ def _two_classes(table, label, codes, n_texts, text, positive, classes):
         odd = [c for c, k in keys.items() if k not in known]
         if odd:
             r = table.first(np.isin(codes, odd))
-            raise DataError(f"{table.where(r, label)}: label {text[int(codes[r])]!r} is neither class of the "
-                            f"training labels ({classes[0]!r}, the positive class, and {classes[1]!r})")
+            raise DataError(f"{table.where(r, label)}: label {_shown(text[int(codes[r])])} is neither class of the "
+                            f"training labels ({_shown(classes[0])}, the positive class, and {_shown(classes[1])})")
     lut = np.zeros(n_texts)
     lut[[c for c, k in keys.items() if k == pos]] = 1.0
-    note = f"labels for the log loss: {classes[0]!r} -> 1 (the positive class), {classes[1]!r} -> 0"
+    note = f"labels for the log loss: {_shown(classes[0])} -> 1 (the positive class), {_shown(classes[1])} -> 0"
     return lut[codes], note, classes
 
 
@@ -1234,7 +1254,7 @@ def _text_labels(table, label, loss, codes, text, words):
     else:
         way = f"the log loss needs two classes, the labels hold {len(values)}" if loss == "log" else \
             "the square loss needs numbers"
-    return DataError(f"{table.where(r, label)}: label {text[int(codes[r])]!r} is not a number ({way}; the labels "
+    return DataError(f"{table.where(r, label)}: label {_shown(text[int(codes[r])])} is not a number ({way}; the labels "
                      f"are {_listing(values)})")
 
 

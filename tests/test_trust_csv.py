@@ -168,6 +168,18 @@ CLI_CASES = [
                                                                     "--numeric", "p"],
      lambda t: write(t, "late.csv", rows("u,p,y", lambda i: f"u{i % 4},{i if i < 40 else 'x'},{i % 3}", 100)), 2,
      None, None),                                # the line is computed in the test (first bad line in train)
+    # --- issue 16, adversarial: one test decides a cell is no number and marks it
+    ("a no-break space before a number", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "u", "--numeric",
+                                                      "p"],
+     lambda t: write(t, "nb.csv", rows("u,p,y", lambda i: f"u{i % 4},{chr(0xa0) + '7' if i == 38 else i},{i % 3}",
+                                       100)), 2,
+     r"nb\.csv, line 40, column 'p': '\\xa07' is not a number \(a numeric column", None),
+    ("a no-break space before a label", EVALUATE + ["{file}"],
+     lambda t: write(t, "sheet.csv", "user,item,price,y\nu1,i1,3,1\nu2,i2,4,\u00a07\n"), 2,
+     r"sheet\.csv, line 3, column 'y': label '\\xa07' is not a number", None),
+    ("predict: Arabic digits in a numeric cell", PREDICT + ["{file}"],
+     lambda t: write(t, "p.csv", "user,item,price\nu1,i1,3\nu1,i1,\u0663\n"), 2,
+     r"p\.csv, line 3, column 'price': '\u0663' is not a number", None),
 ]
 
 

@@ -16,8 +16,9 @@ The format is closed: an archive holds ``config``, and for an NFM or FM
 FM (``kind`` "bayes_fm" in the configuration) ``samples/w0``, ``samples/w`` and
 ``samples/V`` and nothing of the other kind; optionally ``extra/raw_ids``
 (the libFM id map), ``extra/label_range`` and a feature encoder
-(``extra/encoder``, ``extra/encoder.vocab<i>``, ``extra/encoder.edges<i>``,
-other ``extra/encoder.<name>`` arrays). ``save`` writes nothing else, and
+(``extra/encoder``; ``extra/encoder.vocab<i>`` and ``extra/encoder.rare<i>`` for a
+categorical or multi-valued field i of the encoder's JSON, ``extra/encoder.edges<i>`` for a
+bucketed one: what ``Encoder.to_arrays`` writes, nothing else). ``save`` writes nothing else, and
 ``load`` refuses anything else, naming it, without decompressing it: a member
 nobody reads is still a member someone put there, and ignoring it silently
 would hide a foreign or edited file.
@@ -31,8 +32,10 @@ the configuration allows (the parameters exactly; a Bayesian FM's samples
 n_features, k and the rest of its configuration checked first; the id map one integer
 per feature; the encoder's vocabularies and edges no more entries than the
 model has features, its rare values no more than its JSON declares; the
-JSON texts a bounded size), and no member over 16 MiB may decompress to
-more than 100 times its stored size. So a small forged file cannot make a
+JSON texts and each vocabulary value a bounded size), the parameters checked
+against the shapes the configuration implies before the model is built, and
+no member over 16 MiB, nor all members together, may decompress to more
+than 100 times the stored size. So a small forged file cannot make a
 load spend minutes and gigabytes (a "zip bomb"). Then the values are checked: weights and samples finite,
 batch-norm variances non-negative, the id map distinct, the encoder
 describing exactly the model's features.
@@ -63,7 +66,8 @@ _TEXT_PER_FEATURE = 4 << 10
 _RATIO_MAX, _RATIO_FROM = 100, 16 << 20    # text members over 16 MiB may be at most 100x their compressed size
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 _NAME = re.compile(r"(config|(param|state)/[A-Za-z0-9_]+|samples/(w0|w|V)|"
-                   r"extra/(raw_ids|label_range|encoder(\.[A-Za-z0-9_]+)?))\.npy\Z")
+                   r"extra/(raw_ids|label_range|encoder(\.(vocab|rare|edges)(0|[1-9][0-9]{0,8}))?))\.npy\Z")
+_VALUE_MAX = 16 << 10              # bytes of one vocabulary or rare value (4,096 characters of UTF-32 text)
 BAYES = "bayes_fm"                 # the configuration's kind of a Bayesian FM (bayes.fit)
 _SAMPLES = ("w0", "w", "V")        # its members samples/<name>: the kept samples
 # a Bayesian FM's configuration, as bayes.fit writes it: the keys it must have, and those it may have
@@ -196,6 +200,7 @@ def _members(path, zf):
             _unknown(path, name)
         _check_ratio(path, member)
         out[name[:-4]] = member
+    _check_total_ratio(path, out.values())
     return out
 
 
@@ -261,13 +266,27 @@ def _check_ratio(path, m):
                               "possible zip bomb (checkpoint.save writes members uncompressed)")
 
 
-_RARE = re.compile(r"encoder\.rare(\d+)\Z")
+def _check_total_ratio(path, members):
+    """The same bound over the whole archive: many members, each under 16 MiB, may not together
+    declare more than 16 MiB at over 100:1 (250 members of 15 MB of zeros each are still a bomb)."""
+    members = list(members)
+    declared = sum(m.info.file_size for m in members)
+    stored = sum(m.info.compress_size for m in members)
+    if declared > _RATIO_FROM and declared > _RATIO_MAX * max(stored, 1):
+        raise CheckpointError(f"{path}: its {len(members)} members declare {declared / 2**20:,.0f} MiB together "
+                              f"from {stored:,} bytes stored (over {_RATIO_MAX}:1); refused unread as a possible zip "
+                              "bomb (checkpoint.save writes members uncompressed)")
+
+
+_PART = re.compile(r"encoder\.(vocab|rare|edges)(\d+)\Z")
 _FEATURES = re.compile(r"encoder\.(vocab|edges)\d+\Z")
 
 
 def _check_extra_shape(path, name, shape, dtype, nbytes, n_features, rare):
     """What the format allows for the extra array ``name``, from its shape and dtype alone.
-    ``rare``: field index -> the number of rare values the encoder's JSON declares."""
+    ``rare``: field index -> (its kind, the number of rare values) as the encoder's JSON declares:
+    ``Encoder.to_arrays`` writes encoder.vocab<i> and encoder.rare<i> for a categorical or
+    multi-valued field i, encoder.edges<i> for a bucketed one, and nothing else."""
     if name == "raw_ids":
         if shape != (n_features,) or dtype.kind not in "iu" or dtype.itemsize > 8:
             raise CheckpointError(f"{path}: the id map raw_ids must be {n_features} integers, one per feature; "
@@ -282,8 +301,26 @@ def _check_extra_shape(path, name, shape, dtype, nbytes, n_features, rare):
         if nbytes > limit:
             raise CheckpointError(f"{path}: the encoder declares {nbytes:,} bytes of text, more than the "
                                   f"{limit:,} a model of {n_features} features needs; the file is damaged or forged")
-    elif _RARE.match(name):                   # rare values are not features: their count is in the JSON
-        declared = rare.get(int(_RARE.match(name).group(1)), 0)
+    part = _PART.match(name)
+    if part is None:
+        return
+    what, i = part.group(1), int(part.group(2))
+    kind = rare.get(i, (None, 0))[0]
+    if kind not in (("buckets",) if what == "edges" else ("categorical", "multi")):
+        why = (f"the encoder declares {len(rare)} fields, none numbered {i}" if kind is None else
+               f"the encoder's field {i} is {kind!r}, which has no {what} array")
+        raise CheckpointError(f"{path}: the member 'extra/{name}.npy' is not part of this checkpoint ({why}); "
+                              "its data was not read")
+    if what == "edges":
+        if dtype.kind != "f" or dtype.itemsize > 8:
+            raise CheckpointError(f"{path}: the encoder array {name} must hold bucket edges (floats), got "
+                                  f"{dtype}")
+    elif dtype.kind not in "Uiub" or (dtype.kind != "U" and dtype.itemsize > 8) or dtype.itemsize > _VALUE_MAX:
+        raise CheckpointError(f"{path}: the encoder array {name} has dtype {dtype} ({dtype.itemsize:,} bytes a "
+                              f"value); a vocabulary value is text of at most {_VALUE_MAX // 4:,} characters; "
+                              "the file is damaged or forged, and its data was not read")
+    if what == "rare":                        # rare values are not features: their count is in the JSON
+        declared = rare[i][1]
         if len(shape) != 1 or shape[0] > declared:
             raise CheckpointError(f"{path}: the encoder array {name} must list at most the {declared} rare values "
                                   f"the encoder declares, got shape {shape}")
@@ -293,10 +330,10 @@ def _check_extra_shape(path, name, shape, dtype, nbytes, n_features, rare):
 
 
 def _rare_counts(path, text):
-    """Field index -> the number of rare values the encoder's JSON ``text`` declares for it."""
+    """Field index -> (its kind, the number of rare values) as the encoder's JSON ``text`` declares."""
     try:
         spec = json.loads(str(text))
-        return {i: int(f.get("counts", {}).get("rare", 0)) for i, f in enumerate(spec["fields"])}
+        return {i: (f.get("kind"), int(f.get("counts", {}).get("rare", 0))) for i, f in enumerate(spec["fields"])}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise CheckpointError(f"{path}: the saved feature encoder is damaged ({type(e).__name__}: {e})") from None
 
@@ -316,6 +353,9 @@ def _bound_extras(path, zf, members, n_features):
     """Check every extra member's header against the format before any of them is read (the
     encoder's JSON, itself bounded, is read first: it declares how many rare values there are)."""
     extras = {k[len("extra/"):]: m for k, m in members.items() if k.startswith("extra/")}
+    parts = sorted(n for n in extras if n.startswith("encoder."))
+    if parts and "encoder" not in extras:
+        raise CheckpointError(f"{path}: encoder arrays {parts} without the encoder itself; their data was not read")
     rare = {}
     if "encoder" in extras:
         m = extras["encoder"]
@@ -360,31 +400,77 @@ def _config(path, zf, members):
     return config
 
 
+def _shapes(path, config):
+    """The parameters' and state's (shape, dtype) that ``config`` implies, by model.py's naming
+    (w0, w, V; gamma<l>, beta<l>, mean<l>, var<l> with batch norm; W<l>, b<l>; h for an NFM),
+    computed from the configuration alone: nothing is allocated."""
+    from .model import CONFIG_KEYS, DTYPES
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if missing or unknown:
+        raise CheckpointError(f"{path}: the configuration does not describe a model: model configuration " + "; ".join(
+            ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unknown {', '.join(unknown)}"]
+                                                                    if unknown else [])))
+    try:
+        kind = E.choice(config["kind"], "kind", ("nfm", "fm"))
+        n = E.integer(config["n_features"], "n_features", 1)
+        k = E.integer(config["k"], "k", 1)
+        layers = E.int_list(config["layers"], "layers", 1)
+        bn = E.flag(config["batch_norm"], "batch_norm")
+        dtype = np.dtype(E.choice(config["dtype"], "dtype", DTYPES))
+    except InputError as e:
+        raise CheckpointError(f"{path}: the configuration does not describe a model: {e}") from None
+    params = {"w0": (), "w": (n,), "V": (n, k)}
+    state = {}
+    if bn:
+        params.update(gamma0=(k,), beta0=(k,))
+        state.update(mean0=(k,), var0=(k,))
+    d_in = k
+    for l, d in enumerate(layers, start=1):
+        params[f"W{l}"], params[f"b{l}"] = (d_in, d), (d,)
+        if bn:
+            params[f"gamma{l}"], params[f"beta{l}"] = (d,), (d,)
+            state[f"mean{l}"], state[f"var{l}"] = (d,), (d,)
+        d_in = d
+    if kind == "nfm":
+        params["h"] = (d_in,)
+    return {"param": {n_: (s, dtype) for n_, s in params.items()}, "state": {n_: (s, dtype) for n_, s in state.items()}}
+
+
 def _model(path, members, config):
-    """A model of the configuration, its stored parameters' and state's headers checked against
-    it (their data is not read yet); the tables w and V even before the model is built, so a
-    forged configuration allocates nothing its arrays do not back."""
+    """A model of the configuration, every stored parameter's and state's header checked against
+    the shapes the configuration implies BEFORE the model is built (which draws every layer), so
+    a forged configuration (layers [20000, 20000] in a 12 KB file) allocates nothing its arrays do
+    not back; their data is not read yet."""
     from .model import build
 
+    shapes = _shapes(path, config)            # the configuration's types and ranges checked first
     V, w = members.get("param/V"), members.get("param/w")
-    want = (config.get("n_features"), config.get("k"))
+    want = (config["n_features"], config["k"])
     if V is None or w is None or V.shape != want or w.shape != want[:1]:
         raise CheckpointError(f"{path}: the tables w {None if w is None else w.shape} and V "
                               f"{None if V is None else V.shape} do not match the configuration "
                               f"(n_features {want[0]}, k {want[1]})")
+    for group, want in shapes.items():
+        stored = {k.split("/", 1)[1]: m for k, m in members.items() if k.startswith(group + "/")}
+        if set(stored) != set(want):
+            raise CheckpointError(f"{path}: {group} names {sorted(stored)} do not match the model's "
+                                  f"{sorted(want)}")
+        for n, m in stored.items():
+            shape, dtype = want[n]
+            if m.shape != shape or m.dtype != dtype:
+                raise CheckpointError(f"{path}: {group} {n} has shape {m.shape} {m.dtype}, the model expects "
+                                      f"{shape} {dtype}")
     try:
         model = build(config)
     except InputError as e:
         raise CheckpointError(f"{path}: the configuration does not describe a model: {e}") from None
     for group, target in (("param", model.params), ("state", model.state)):
-        stored = {k.split("/", 1)[1]: m for k, m in members.items() if k.startswith(group + "/")}
-        if set(stored) != set(target):
-            raise CheckpointError(f"{path}: {group} names {sorted(stored)} do not match the model's "
-                                  f"{sorted(target)}")
-        for n, m in stored.items():
-            if m.shape != target[n].shape or m.dtype != target[n].dtype:
-                raise CheckpointError(f"{path}: {group} {n} has shape {m.shape} {m.dtype}, the model expects "
-                                      f"{target[n].shape} {target[n].dtype}")
+        for n, a in target.items():          # the build agrees with _shapes (a guard against drift)
+            m = members.get(f"{group}/{n}")
+            if m is None or m.shape != a.shape or m.dtype != a.dtype:
+                got = "is missing" if m is None else f"has shape {m.shape} {m.dtype}"
+                raise CheckpointError(f"{path}: {group} {n} {got}, the model expects {a.shape} {a.dtype}")
     return model
 
 

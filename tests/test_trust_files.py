@@ -163,6 +163,20 @@ def unseen_encoder(tmp):
     return tmp / "bad.npz"
 
 
+def with_config(tmp, src, change):
+    """``src`` with its configuration (a dict) changed by ``change(config)``."""
+    arrays = arrays_of(tmp / src)
+    config = json.loads(str(arrays["config"]))
+    change(config)
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp / "bad.npz", **arrays)
+    return tmp / "bad.npz"
+
+
+def wide_layers(config):
+    config.update(layers=[20000, 20000], keep_prob=[0.8, 0.8, 0.5])
+
+
 def first(spec, kind):
     return next(f for f in spec["fields"] if f["kind"] == kind)
 
@@ -257,6 +271,34 @@ CHECKPOINT_CASES = [
         t, lambda s, a: s["fields"][1].update(name="user")), r"the encoder names a field twice"),
     ("encoder arrays without the encoder", lambda t: with_arrays(t, "enc.npz", lambda a: a.pop("extra/encoder")),
      r"encoder arrays \[.*\] without the encoder itself"),
+    # --- members that only a forger writes (issue 16, adversarial round): encoder.<name> is what
+    # Encoder.to_arrays writes and nothing else, each value's width is bounded, and many members
+    # under 16 MiB each are still one bomb
+    ("unknown encoder member", lambda t: rebuild(t / "enc.npz", t / "bad.npz", add=[
+        ("extra/encoder.foo.npy", npy(np.arange(3)))]),
+     r"bad\.npz: the member 'extra/encoder\.foo\.npy' is not part of an nfm_numpy checkpoint.*not read"),
+    ("encoder member for a field the encoder lacks", lambda t: rebuild(t / "enc.npz", t / "bad.npz", add=[
+        ("extra/encoder.vocab9.npy", npy(np.array(["a"])))]),
+     r"bad\.npz: the member 'extra/encoder\.vocab9\.npy' is not part of this checkpoint \(the encoder declares 4 "
+     r"fields, none numbered 9\); its data was not read"),
+    ("encoder edges for a categorical field", lambda t: rebuild(t / "enc.npz", t / "bad.npz", add=[
+        ("extra/encoder.edges0.npy", npy(np.array([1.0])))]),
+     r"the member 'extra/encoder\.edges0\.npy' is not part of this checkpoint \(the encoder's field 0 is "
+     r"'categorical', which has no edges array\)"),
+    ("encoder vocabulary bomb under 16 MiB", lambda t: rebuild(
+        t / "enc.npz", t / "bad.npz", drop=["extra/encoder.vocab0.npy"],
+        bombs=[("extra/encoder.vocab0.npy", npy_header((1,), "<U3750000"), 15_000_000)]),
+     r"the encoder array encoder\.vocab0 has dtype <U3750000 \(15,000,000 bytes a value\); a vocabulary value "
+     r"is text of at most 4,096 characters"),
+    ("encoder bombs under 16 MiB each", lambda t: rebuild(
+        t / "enc.npz", t / "bad.npz", drop=["extra/encoder.vocab0.npy", "extra/encoder.vocab1.npy"],
+        bombs=[(f"extra/encoder.vocab{i}.npy", npy_header((1,), "<U2500000"), 10_000_000) for i in (0, 1)]),
+     r"bad\.npz: its \d+ members declare 19 MiB together from [\d,]+ bytes stored \(over 100:1\); refused unread"),
+    ("configuration with layers its arrays do not back", lambda t: with_config(t, "good.npz", wide_layers),
+     r"bad\.npz: param names \[.*\] do not match the model's \[.*'W2'.*\]"),
+    ("configuration with n_features as text", lambda t: with_config(
+        t, "good.npz", lambda c: c.update(n_features=str(c["n_features"]))),
+     r"bad\.npz: the configuration does not describe a model: n_features must be an integer, got '\d+'"),
     ("id map with a repeated id", lambda t: with_arrays(t, "good.npz", lambda a: a.update(
         {"extra/raw_ids": np.zeros_like(a["extra/raw_ids"])})), r"raw_ids must hold distinct non-negative ids"),
 ]
@@ -294,6 +336,27 @@ def test_checkpoint_case_command_line(case, tmp, capsys):
     code, out, err = run_cli(["evaluate", "--load", path, *data], capsys)
     assert_one_line_error(code, err, 2, pattern)
     assert digest(files_in(tmp)) == before
+
+
+def test_a_forged_configuration_allocates_nothing(tmp):
+    """layers [20000, 20000] in a file of kilobytes: refused from the headers, before the model
+    (3.2 GB of draws) is built; checked in a child process held to 1 GiB of address space above
+    what importing takes."""
+    path = with_config(tmp, "good.npz", wide_layers)
+    code = ("import resource, sys\n"
+            "from nfm_numpy import checkpoint\n"
+            "from nfm_numpy.errors import CheckpointError\n"
+            "soft, hard = resource.getrlimit(resource.RLIMIT_AS)\n"
+            "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 30), hard))\n"
+            "try:\n"
+            "    checkpoint.load(sys.argv[1])\n"
+            "except CheckpointError as e:\n"
+            "    print('refused:', e)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"refused: .*bad\.npz: param names .* do not match", done.stdout), done.stdout
 
 
 def test_a_good_encoder_checkpoint_still_loads(tmp):

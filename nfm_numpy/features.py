@@ -206,7 +206,7 @@ class Table:
         hint = _delimiter_hint(self.names, self.delimiter, name) if self.delimiter else ""
         if hint:
             return f"{self.source}, line 1: no {what} {name!r}: {hint}"
-        return f"{self.source}: no {what} {name!r}; the columns are {', '.join(self.names)}"
+        return f"{self.source}: no {what} {name!r}; the columns are {_names(self.names)}"
 
     def where(self, row, column=None):
         """'file, line N, column C' (or 'source, row N' for a mapping) for error messages."""
@@ -727,6 +727,13 @@ def _numbers(table, name, missing, what="numeric column"):
     return x
 
 
+def _names(names, most=20):
+    """Column names for a message: repr()'d (a BOM, a comma or a line break shows), at most ``most``."""
+    names = list(names)
+    shown = ", ".join(map(repr, names[:most]))
+    return shown + (f", ... ({len(names):,} columns)" if len(names) > most else "")
+
+
 def _shown(text, most=40):
     """A cell as an error message shows it: repr(), cut to ``most`` characters (with its length)."""
     text = str(text)
@@ -769,8 +776,8 @@ class Encoder:
     ----------
     categorical : a column name or a list of them, one feature per value. ``"*"`` (alone or in the
         list) adds every column that no other argument names. None (the default): no categorical
-        columns, and a column that no argument names is an error, never a field made silently
-        (with a list, such a column is left out, and ``notes`` says so)
+        columns. Whatever the lists, a column that no argument names is an error, never a field
+        made silently nor a column silently dropped (``ignore`` leaves it out)
     numeric : column names, standardised; or a mapping name -> number of quantile buckets
         (0 or None: standardised)
     multi_valued : mapping column name -> separator (e.g. {"genres": "|"})
@@ -780,7 +787,7 @@ class Encoder:
     missing : cell texts that mean "no value" in numeric columns (a str is one text)
 
     After ``fit``, ``notes`` holds lines worth printing: warnings about near-unique categorical
-    columns named explicitly, and columns left out because no argument named them.
+    columns named explicitly.
     """
 
     def __init__(self, categorical=None, numeric=(), multi_valued=None, label=None, ignore=(), min_count=1,
@@ -812,7 +819,7 @@ class Encoder:
     # ---------------------------------------------------------------- fitting
     def _columns(self, table):
         """[(name, kind, from_star)] of the feature columns, in the table's column order. A column
-        that no argument names is an error when ``categorical`` is None, a note when it is a list."""
+        that no argument names is an error (unless ``categorical`` holds '*')."""
         explicit = self.categorical or []
         for c in explicit + list(self.numeric) + list(self.multi_valued) + self.ignore:
             if c not in table:
@@ -820,14 +827,11 @@ class Encoder:
         taken = set(explicit) | set(self.numeric) | set(self.multi_valued) | set(self.ignore) | {self.label}
         rest = [c for c in table.names if c not in taken]
         starred = set(rest) if self.star else set()
-        if rest and not self.star:
-            listed = ", ".join(map(repr, rest))
-            if self.categorical is None:
-                raise OptionError(f"{table.source}: no option names column{'s' * (len(rest) > 1)} {listed}, and a "
-                                  "column nobody named is not used; name each column: --categorical, --numeric, "
-                                  "--multi-valued or --ignore (or --categorical '*' for every column no other "
-                                  "option names)")
-            self.notes.append(f"not used: column{'s' * (len(rest) > 1)} {listed} (named by no option)")
+        if rest and not self.star:           # whatever lists were given: a column nobody named is never dropped
+            raise OptionError(f"{table.source}: no option names column{'s' * (len(rest) > 1)} {_names(rest)}, and a "
+                              "column nobody named is not used; name each column: --categorical, --numeric, "
+                              "--multi-valued or --ignore (or --categorical '*' for every column no other "
+                              "option names)")
         kinds = {c: "categorical" for c in explicit + rest if c in set(explicit) | starred}
         kinds.update({c: "buckets" if b else "numeric" for c, b in self.numeric.items()})
         kinds.update({c: "multi" for c in self.multi_valued})
@@ -945,7 +949,7 @@ class Encoder:
         for f in self.fields:
             if f.name not in table:
                 raise DataError(f"{table.no_column(f.name)} (the model was trained with columns "
-                                f"{', '.join(g.name for g in self.fields)})")
+                                f"{_names(g.name for g in self.fields)})")
             ids, val, k = self._encode(f, table, unseen)
             n_unseen += k
             blocks_i.append(ids)

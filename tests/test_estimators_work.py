@@ -321,7 +321,7 @@ BAD_ENCODER = [
     ("unnamed column", FeatureEncoder(numeric=["age"]), "DF", None, E.OptionError,
      r"^FeatureEncoder: X: no option names columns 'user', 'item', 'genres', and a column nobody named is not used"),
     ("no column", FeatureEncoder(categorical=["nope"], ignore=["user", "item", "age", "genres"]), "DF", None,
-     E.OptionError, r"^FeatureEncoder: X: no column 'nope'; the columns are user, item, age, genres$"),
+     E.OptionError, r"^FeatureEncoder: X: no column 'nope'; the columns are 'user', 'item', 'age', 'genres'$"),
     ("two kinds", FeatureEncoder(categorical=["age"], numeric=["age"]), "DF", None, E.OptionError,
      r"^FeatureEncoder: column 'age' is given two kinds$"),
     ("min_count 0", FeatureEncoder(categorical="*", min_count=0), "DF", None, E.OptionError,
@@ -364,9 +364,14 @@ def test_encoder_used_before_fit_or_with_other_columns_says_so():
     with pytest.raises(E.DataError, match=r"^FeatureEncoder: input_features \['b'\] are not the columns fit saw"):
         fe.get_feature_names_out(["b"])
     assert fe.get_feature_names_out(["a"]).tolist() == ["a=<OOV>", "a=x", "a=y"]
-    with pytest.warns(UserWarning, match=r"^FeatureEncoder: not used: column 'b' \(named by no option\)$"):
-        fe = FeatureEncoder(categorical=["a"]).fit({"a": ["x", "y"], "b": ["1", "2"]})
-    assert fe.notes_ == ["not used: column 'b' (named by no option)"] and fe.transform({"a": ["x"]}).shape == (1, 3)
+    with pytest.raises(E.OptionError, match=r"^FeatureEncoder: X: no option names column 'b', and a column nobody"):
+        FeatureEncoder(categorical=["a"]).fit({"a": ["x", "y"], "b": ["1", "2"]})
+    fe = FeatureEncoder(categorical=["a"], ignore="b").fit({"a": ["x", "y"], "b": ["1", "2"]})
+    assert fe.notes_ == [] and fe.transform({"a": ["x"]}).shape == (1, 3)
+    ids = [f"r{i}" for i in range(60)]                 # a near-unique column named: a note, given as a warning
+    with pytest.warns(UserWarning, match=r"^FeatureEncoder: warning: categorical column 'a' is near-unique"):
+        fe = FeatureEncoder(categorical=["a"]).fit({"a": ids})
+    assert len(fe.notes_) == 1 and fe.transform({"a": ["r1"]}).shape == (1, 61)
 
 
 # ------------------------------------------------------------------ 4. predict --out
@@ -429,7 +434,7 @@ BAD_OUT = [
     ("id-col without csv", ["--file", "{dir}/x.libfm", "--out", "{dir}/p.csv", "--id-col", "user"], 2,
      r"^error: --id-col names a column of --csv"),
     ("no such id column", ["--csv", "{dir}/new.csv", "--out", "{dir}/p.csv", "--id-col", "nope"], 2,
-     r"^error: .*/new\.csv: no id column 'nope'; the columns are user, item, age, genres, rating$"),
+     r"^error: .*/new\.csv: no id column 'nope'; the columns are 'user', 'item', 'age', 'genres', 'rating'$"),
     ("id column named prediction", ["--csv", "{dir}/pred_col.csv", "--out", "{dir}/p.csv", "--id-col",
                                     "prediction"], 2, r"^error: the id column 'prediction' has the name of the"),
     ("empty out", ["--csv", "{dir}/new.csv", "--out", ""], 2, r"--out: an empty path"),

@@ -83,8 +83,13 @@ CLI_CASES = [
      r"shop\.csv: no option names columns 'user', 'item', and a column nobody named is not used; name each column: "
      r"--categorical, --numeric, --multi-valued or --ignore \(or --categorical '\*' for every column", None),
     ("a column no option names, beside a list", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "user"],
-     lambda t: write(t, "leak.csv", rows("user,y,y2", lambda i: f"u{i % 4},{i % 3},{i % 3 * 2}", 60)), 0,
-     None, r"not used: column 'y2' \(named by no option\)"),
+     lambda t: write(t, "leak.csv", rows("user,y,y2", lambda i: f"u{i % 4},{i % 3},{i % 3 * 2}", 60)), 2,
+     r"leak\.csv: no option names column 'y2', and a column nobody named is not used; name each column: "
+     r"--categorical, --numeric, --multi-valued or --ignore \(or --categorical '\*'", None),
+    ("a column no option names, beside every list", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "u",
+                                                                 "--numeric", "p", "--ignore", "q"],
+     lambda t: write(t, "g.csv", rows("u,p,q,genres,y", lambda i: f"u{i % 4},{i},x,a|b,{i % 3}", 60)), 2,
+     r"g\.csv: no option names column 'genres', and a column nobody named is not used", None),
     ("near-unique column from '*'", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "*"],
      lambda t: write(t, "ts.csv", rows("user,ts,y", lambda i: f"u{i % 4},{1000 + i},{i % 3}", 100)), 2,
      r"ts\.csv: column 'ts' is near-unique \(70 distinct values in 70 rows, 70 of them seen once\): .* "
@@ -317,7 +322,7 @@ LIB_CASES = [
                                                           positive=1, negative=1), OptionError,
      r"positive and negative labels must differ"),
     ("negatives: no such column", lambda t: Fe.add_negatives({"u": np.array(["a"])}, "u", "item"), OptionError,
-     r"data: no column 'item'; the columns are u"),
+     r"data: no column 'item'; the columns are 'u'"),
     # --- class 10: the reader's arguments and files
     ("read_csv: empty path", lambda t: Fe.read_csv(""), OptionError, r"path must be a file name, got an empty one"),
     ("read_csv: None path", lambda t: Fe.read_csv(None), OptionTypeError, r"path must be a file name, got None"),

@@ -1373,6 +1373,8 @@ def load_csv_split(path, label, categorical=None, numeric=(), multi_valued=None,
     if not negatives and (user is not None or item is not None):
         raise OptionError("--user-col and --item-col go with --negatives")
     enc = Encoder(categorical, numeric, multi_valued, label, ignore, min_count, missing)   # checked before reading
+    if negatives:
+        _negative_columns(enc, user, item)
     tables = [read_csv(p, delimiter) for p in [path] + ([valid_path, test_path] if valid_path else [])]
     if negatives:
         tables = _with_negatives(tables, label, negatives, user, item, seed)
@@ -1381,6 +1383,8 @@ def load_csv_split(path, label, categorical=None, numeric=(), multi_valued=None,
     if len(tables) == 1:
         tables = [tables[0].take(rows) for rows in split_rows(len(tables[0]), split, seed)]
     enc.fit(tables[0])
+    if negatives:
+        _negative_columns(enc, user, item)
     parts, notes, classes, rounded = [], list(enc.notes), None, []
     for t, role in zip(tables, ("train", "valid", "test")):
         ds, n_unseen, classes, r = _dataset(enc, t, f"{Path(path).stem}.{role}", loss, dtype, positive=positive,
@@ -1397,6 +1401,21 @@ def load_csv_split(path, label, categorical=None, numeric=(), multi_valued=None,
     if positive is not None:
         enc.positive, enc.classes = classes[0], classes
     return Split(*parts), enc, notes
+
+
+def _negative_columns(enc, user, item):
+    """The user and item columns of ``negatives`` must be feature fields: a negative differs from its
+    positive only by its item, so an item column left out makes every negative its positive's copy
+    with the opposite label (and a user column left out mixes every user's items)."""
+    user, item = _column(user, "user"), _column(item, "item")
+    fields = None if enc.fields is None else {f.name for f in enc.fields}
+    for option, name in (("--user-col", user), ("--item-col", item)):
+        why = ("the label column" if name == enc.label else "ignored" if name in enc.ignore else
+               "not a feature field" if fields is not None and name not in fields else "")
+        if why:
+            raise OptionError(f"{option} {name!r} is {why}: the negatives differ from their positives by the item "
+                              f"and are drawn per user, so both must be feature fields (name {name!r} with "
+                              "--categorical)")
 
 
 def _split_fractions(split):

@@ -396,6 +396,15 @@ LIB_CASES = [
      r"encoder must be a fitted Encoder, got str"),
     ("read_csv_dataset: need_y 'no'", lambda t: Fe.read_csv_dataset(shop(t), encoder(t), need_y="no"),
      OptionTypeError, r"need_y must be True or False"),
+    ("negatives: the item column ignored",
+     lambda t: Fe.load_csv_split(write(t, "log.csv", rows("user,item,ctx", lambda i: f"u{i % 7},i{i % 5},c{i % 2}",
+                                                           60)),
+                                 "y", ["user", "ctx"], ignore="item", negatives=1, user="user", item="item"),
+     OptionError, r"--item-col 'item' is ignored: the negatives differ from their positives by the item .* both must "
+     r"be feature fields"),
+    ("negatives: the user column is the label",
+     lambda t: Fe.load_csv_split(shop(t), "user", "*", negatives=1, user="user", item="item"), OptionError,
+     r"--user-col 'user' is the label column"),
     # --- class 8: an encoder saved before rare values were recorded
     ("old checkpoint with rare values", old_checkpoint, CheckpointError,
      r"older nfm_numpy that did not record which values of field 'u' were rare .* train the model again"),

@@ -231,6 +231,11 @@ class Table:
                 r = self.first(bad)
                 raise DataError(f"{self.where(r, name)}: a cell holds a {type(self[name][r]).__name__}; a cell must "
                                 "be text or a number (a multi-valued cell is text such as 'a|b')") from None
+            except _NulText as e:
+                r = self.first(e.rows)
+                raise DataError(f"{self.where(r, name)}: {_shown(_num_text(self[name][r]))} holds a NUL character "
+                                "(\\x00), which is not text (NumPy would drop it at the end of a value, merging "
+                                "two values); remove it") from None
         return self._codes[name]
 
     def _like(self, columns, rows=None, source=None):
@@ -676,6 +681,9 @@ def _factorize(values):
     order = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))      # first positions, increasing
     codes = np.searchsorted(order, first)
     texts = _text(np.array(list(seen) + [None], dtype=object)[:-1])          # (+ None: never a 2-D array)
+    nul = [i for i, t in enumerate(texts.tolist()) if "\0" in t]
+    if nul:                 # NumPy's str drops a trailing NUL: 'x\0' would merge with 'x' (here, in a vocabulary)
+        raise _NulText(np.isin(codes, nul))
     merged, back = np.unique(texts.astype(str), return_inverse=True)         # 1 and "1" are one text
     if merged.size == texts.size:
         return codes, texts
@@ -689,6 +697,14 @@ def _not_numbers(texts):
     spaces such as U+00A0, which str.strip() removes; none of them is a number here)."""
     return np.fromiter((not (v.isascii() and E.NUMBER.match(v.strip())) for v in texts.tolist()), dtype=bool,
                        count=len(texts))
+
+
+class _NulText(Exception):
+    """A column holds a NUL character (``rows``: the rows holding one); ``Table.codes`` names the first."""
+
+    def __init__(self, rows):
+        super().__init__("a NUL character")
+        self.rows = rows
 
 
 def _numbers(table, name, missing, what="numeric column"):

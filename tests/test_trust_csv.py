@@ -405,6 +405,13 @@ LIB_CASES = [
     ("negatives: the user column is the label",
      lambda t: Fe.load_csv_split(shop(t), "user", "*", negatives=1, user="user", item="item"), OptionError,
      r"--user-col 'user' is the label column"),
+    ("a NUL character at the end of a value",
+     lambda t: Fe.Encoder(categorical="u").fit({"u": np.array(["x", "y", "x\0"], dtype=object)}), DataError,
+     r"data, row 3, column 'u': 'x\\x00' holds a NUL character \(\\x00\), which is not text"),
+    ("a NUL character at transform",
+     lambda t: Fe.Encoder(categorical="u", label="y").fit({"u": np.array(["x", "y"], dtype=object)}).transform(
+         {"u": np.array(["y", "x\0"], dtype=object)}, unseen="error"), DataError,
+     r"data, row 2, column 'u': 'x\\x00' holds a NUL character"),
     # --- class 8: an encoder saved before rare values were recorded
     ("old checkpoint with rare values", old_checkpoint, CheckpointError,
      r"older nfm_numpy that did not record which values of field 'u' were rare .* train the model again"),

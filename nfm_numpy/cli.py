@@ -518,7 +518,16 @@ def input_files(a):
     files = [getattr(a, n, None) for n in ("file", "load", "csv", "valid_csv", "test_csv")]
     if getattr(a, "data_dir", None) is not None and Path(a.data_dir).is_dir():
         files += list(Path(a.data_dir).glob("*.libfm"))
-    return {Path(f).resolve() for f in files if f is not None}
+    return {_resolved(f, "input") for f in files if f is not None}
+
+
+def _resolved(path, what):
+    """The absolute path with links followed; a loop of symbolic links is bad input naming the path."""
+    from pathlib import Path
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as e:       # Python 3.11 raises RuntimeError for a loop
+        raise E.InputError(f"{path}: cannot follow the {what} path ({e})") from None
 
 
 def check_outputs(a, options=("save", "plot", "history")):
@@ -529,7 +538,7 @@ def check_outputs(a, options=("save", "plot", "history")):
         path = getattr(a, name, None)
         if path is None:
             continue
-        target = check_output(path, f"--{name}").resolve()
+        target = _resolved(check_output(path, f"--{name}"), f"--{name}")
         if name == "plot":
             from .report import image_format
             image_format(path)
@@ -563,6 +572,7 @@ def run_train(a):
         split = Split(split.train.subset(a.train_rows), split.valid, split.test)
     print(f"data: {split.train} | {len(split.valid)} validation, {len(split.test)} test rows "
           f"[read in {time.perf_counter() - t0:.2f} s]")
+    _refuse_one_valued_labels(split.train)
     if split.train.label_map and a.csv is None:
         print(split.train.label_map)
     # the built-in synthetic data has a known noise floor: the best achievable rmse
@@ -620,6 +630,16 @@ def run_train(a):
         print(f"test logloss: {_metric(best['test'])}")
         print(f"test auc: {_metric(best['test_auc'])}")
     return 0
+
+
+def _refuse_one_valued_labels(train):
+    """Training labels that hold one value leave nothing to learn, and every metric would look perfect
+    (test rmse 0.0000 after clipping to the training range): bad input, said before training."""
+    import numpy as np
+    y = np.asarray(train.y)
+    if y.size and bool(np.all(y == y.flat[0])):
+        raise E.DataError(f"{train.name}: every training label is {float(y.flat[0]):g}: there is nothing to learn, "
+                          "and every metric would look perfect; check the label column or the file")
 
 
 def run_mcmc(a, split):
@@ -834,8 +854,8 @@ def _terminate(signum, frame):
 def _signal_name(e):
     """The signal an interrupt names (``E.Interrupted("SIGTERM")``), SIGINT for a plain Ctrl-C.
     Formats the text of the exception, never the exception object (``interrupted ()``)."""
-    text = str(e)
-    return text if text else "SIGINT"
+    found = re.search(r"\bSIG[A-Z]+\b", str(e))        # an interrupt re-raised inside a codec wraps its text
+    return found.group(0) if found else "SIGINT"
 
 
 def _message(e):
@@ -875,17 +895,17 @@ def main(argv=None):
     except KeyboardInterrupt as e:
         print(f"interrupted ({_signal_name(e)}) while starting; nothing was done", file=sys.stderr)
         return 130
-    # SIGTERM, SIGHUP (a closed terminal) and SIGQUIT stop a command as Ctrl-C does: files being
-    # written are cleaned up, training saves its best weights; a signal ignored at start stays ignored
-    in_main = threading.current_thread() is threading.main_thread()
     previous = {}
-    if in_main:
-        from .train import stop_signals
-        for sig in stop_signals():
-            if sig != signal.SIGINT and signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, _terminate)
-    phase(f"running {a.command}")
     try:
+        # SIGTERM, SIGHUP (a closed terminal) and SIGQUIT stop a command as Ctrl-C does: files being
+        # written are cleaned up, training saves its best weights; a signal ignored at start stays
+        # ignored. (Inside the try: an interrupt from here on is one line and exit 130.)
+        if threading.current_thread() is threading.main_thread():
+            for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+                sig = getattr(signal, name, None)
+                if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                    previous[sig] = signal.signal(sig, _terminate)
+        phase(f"running {a.command}")
         import warnings
 
         import numpy as np

@@ -194,6 +194,9 @@ def _precheck_y(y):
     Only numeric y is looked at here; anything else is scikit-learn's to judge."""
     if y is None or sp.issparse(y):
         return
+    if isinstance(y, np.ma.MaskedArray):               # np.asarray would drop the mask and use the hidden values
+        raise E.DataError("y is a masked array: fill or drop its masked entries first (np.ma.compressed, "
+                          ".filled)")
     try:
         a = np.asarray(y)
     except Exception:
@@ -285,6 +288,8 @@ def _validated(est, X, y, reset, dtype, **kw):
     """``est._validate``: scikit-learn's validation of X (and y), then X's values against the
     model's dtype (``dtype()``, called once X is validated)."""
     only_X = isinstance(y, str) and y == "no_validation"        # scikit-learn's marker: no y (predict)
+    if isinstance(X, np.ma.MaskedArray):                  # np.asarray would use the hidden values
+        raise E.DataError("X is a masked array: fill or drop its masked entries first (.filled, np.ma.compress_rows)")
     if not only_X:
         _precheck_y(y)
     args = (X,) if only_X else (X, y)
@@ -686,9 +691,12 @@ def _standardisation(y, w):
     """(mean, scale) of y (weighted by ``w``); the scale is the standard deviation, 1 if it is 0.
     A y whose mean or spread overflows float64 (y = [1e308, -1e308]) cannot be standardised: an
     error naming its largest value, never y_scale_ = inf and NaN predictions."""
+    big = float(np.max(np.abs(y))) if y.size else 0.0
+    big = big if big > 0 else 1.0          # compute on y / max|y|: the squares of y = 5e200 would overflow
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = float(np.average(y, weights=w))
-        sd = float(np.sqrt(np.average((y - mean) ** 2, weights=w)))
+        z = y / big
+        mean_z = float(np.average(z, weights=w))
+        mean, sd = big * mean_z, big * float(np.sqrt(np.average((z - mean_z) ** 2, weights=w)))
     if not (math.isfinite(mean) and math.isfinite(sd)):
         i = int(np.argmax(np.abs(y)))
         raise E.DataError(f"y ranges from {y.min():g} to {y.max():g}: its mean or standard deviation overflows "

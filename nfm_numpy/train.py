@@ -280,6 +280,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     if progress is None:
         progress = sys.stderr.isatty()
     best = (math.inf, _copy(model.params), _copy(model.state))
+    initial = best                        # kept, to tell an input that overflows from a step size that diverges
     try:
         with _StopOnSignal() as stop, blas_threads(threads):
             for epoch in range(1, epochs + 1):
@@ -300,8 +301,11 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                     except FloatingPointError as e:         # where the user made NumPy raise on overflow
                         loss, overflow = math.nan, e
                     if not math.isfinite(loss):
+                        batch = (shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
+                                 shuffled.y[i:i + Bsz, ...], None if w is None else w[i:i + Bsz, ...])
                         if epoch == 1 and step == 0:       # no update yet: the input, not the step size
                             _overflow_at_start(model, train, loss)
+                        _overflow_in_batch(model, initial, batch, train.name, loss, epoch, step + 1)
                         what = overflow or f"the loss is {loss}"
                         hist.outcome, hist.stopped = "diverged", f"{what} at epoch {epoch}, batch {step + 1} of {steps}"
                         break
@@ -382,6 +386,35 @@ def _overflow_at_start(model, train, loss):
     hint = "; --dtype float64 (dtype='float64') holds larger values" if dtype == "float32" else ""
     raise E.DataError(f"{train.name}: the loss is {loss} on the first batch at the initial weights, before any "
                       f"update: the inputs overflow the model's {dtype} ({sizes}); scale them down{hint}")
+
+
+def _overflow_in_batch(model, initial, batch, name, loss, epoch, step):
+    """The loss is not finite on a later batch. If that batch overflows at the initial weights too,
+    its inputs are too large for the model's dtype (bad input, named here); otherwise the steps
+    diverged (returns, and the run reports a divergence)."""
+    params, state = model.params, model.state
+    model.params, model.state = _copy(initial[1]), _copy(initial[2])
+    try:
+        with np.errstate(all="ignore"):
+            again = float(model._loss_and_grads(*batch)[0])
+    except FloatingPointError:
+        again = math.nan
+    finally:
+        model.params, model.state = params, state
+    if math.isfinite(again):
+        return
+
+    def largest(a):
+        return float(np.abs(B.to_numpy(a)).max()) if a is not None and a.shape[0] else 0.0
+    idx, val, y, weight = batch
+    dtype = model.config["dtype"]
+    sizes = f"largest |x| in it {largest(val):.3g}, largest |label| {largest(y):.3g}"
+    if weight is not None:
+        sizes += f", largest row weight {largest(weight):.3g}"
+    hint = "; --dtype float64 (dtype='float64') holds larger values" if dtype == "float32" else ""
+    raise E.DataError(f"{name}: the loss is {loss} at epoch {epoch}, batch {step}, and that batch overflows at the "
+                      f"initial weights too, so no learning rate is to blame: its inputs overflow the model's "
+                      f"{dtype} ({sizes}); scale them down{hint}")
 
 
 def _bar(it, enabled, desc):

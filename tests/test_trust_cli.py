@@ -452,3 +452,49 @@ def test_mcmc_train_save_evaluate_predict(tmp, capsys):  # noqa: F811 (the fixtu
     code, out, err = run_cli(["predict", "--load", m, "--file", tmp / "split" / "toy.test.libfm"], capsys)
     assert code == 0, err
     assert len(out.split()) == 30 and all(np.isfinite(float(v)) for v in out.split())
+
+
+# ------------------------------------------------------------------ from the adversarial pass
+def test_an_input_that_overflows_in_a_later_batch_is_named_not_blamed_on_the_learning_rate(tmp_path, capsys):
+    lines = [f"{1 if i % 2 else -1} {i % 7}:1 {10 + i % 5}:1" for i in range(300)]
+    lines[150] = "0.5 3:1e20 11:1"
+    for part in ("train", "validation", "test"):
+        (tmp_path / f"o.{part}.libfm").write_text("\n".join(lines if part == "train" else lines[:60]) + "\n")
+    code, out, err = run_cli(["train", "--data-dir", tmp_path, "--epochs", "2", "--hidden-factor", "4", "--layers",
+                              "4", "--batch-size", "16", "--lr", "1e-9"], capsys)
+    assert_one_line_error(code, err, 2, r"o\.train: the loss is (nan|inf) at epoch 1, batch \d+, and that batch "
+                                        r"overflows at the initial weights too.*largest \|x\| in it 1e\+20")
+    assert "--lr" not in err
+
+
+def test_a_real_divergence_is_still_a_divergence(tmp_path):
+    split = D.synthetic(n_train=512, n_valid=64, n_test=64, seed=0)
+    hist = T.fit(nf.NFM(split.train.n_features, k=4, layers=[4]), split, optimizer="sgd", lr=1e6, epochs=3,
+                 batch_size=64, log=None)
+    assert hist.diverged
+
+
+@pytest.mark.parametrize("labels", ["4", "1"], ids=["a constant rating", "one class"])
+def test_one_valued_training_labels_are_refused_not_scored_perfect(tmp_path, capsys, labels):
+    csv = write(tmp_path, "c.csv", "user,item,y\n" + "".join(f"u{i % 5},i{i % 3},{labels}\n" for i in range(90)))
+    code, out, err = run_cli(["train", "--csv", csv, "--label", "y", "--categorical", "user,item", "--epochs", "1"]
+                             + (["--loss", "log"] if labels == "1" else []), capsys)
+    assert_one_line_error(code, err, 2, rf"every training label is {labels}: there is nothing to learn")
+
+
+@pytest.mark.parametrize("option", ["--csv", "--valid-csv"])
+def test_a_loop_of_symbolic_links_is_bad_input_not_an_internal_error(tmp_path, capsys, option):
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    good = write(tmp_path, "g.csv", RATINGS)
+    argv = ["train", "--csv", tmp_path / "a.csv", "--label", "rating", "--categorical", "user,item"]
+    if option == "--valid-csv":
+        argv = ["train", "--csv", good, "--label", "rating", "--categorical", "user,item", "--valid-csv",
+                tmp_path / "a.csv", "--test-csv", good]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and "internal error" not in err and "a.csv" in err and "Traceback" not in err
+
+
+def test_the_signal_is_named_even_when_a_codec_wrapped_the_interrupt():
+    assert cli._signal_name(E.Interrupted("decoding with 'utf-8-sig' codec failed (Interrupted: SIGTERM)")) == "SIGTERM"
+    assert cli._signal_name(KeyboardInterrupt()) == "SIGINT"

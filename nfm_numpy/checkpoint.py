@@ -55,7 +55,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend as B, errors as E
-from .errors import CheckpointError, InputError, OptionTypeError
+from .errors import CheckpointError, CheckpointNotFound, InputError, OptionTypeError
 from .outputs import write_atomically
 
 FORMAT = "nfm_numpy-checkpoint-1"
@@ -154,7 +154,10 @@ _ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError
 
 def _open(path):
     """The archive at ``path`` as a ``zipfile.ZipFile``; a ``CheckpointError`` for what is not one."""
-    st = os.stat(path)                 # FileNotFoundError, PermissionError: the caller's OSError, with the path
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointNotFound(f"{path}: No such file or directory (no checkpoint there)") from None
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
         raise CheckpointError(f"{path} is {kind}, not a checkpoint file")

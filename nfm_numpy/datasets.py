@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Split, binary_labels, fits  # noqa: F401  (Split, fits: re-exported)
-from .errors import DataError, OptionError
+from .errors import DataError, DataFileNotFound, OptionError
 from .libfm import LibFMError, read_libfm, to_model_ids  # noqa: F401  (re-exported: datasets.read_libfm)
 
 
@@ -145,15 +145,20 @@ def read_with_ids(path, raw_ids, loss="square", dtype=np.float32, unseen="error"
 def find_split_files(directory, name=None):
     """``NAME.train.libfm``, ``NAME.validation.libfm``, ``NAME.test.libfm`` in ``directory``."""
     d = Path(directory)
+    if not d.is_dir():
+        why = "not a folder" if d.exists() else "No such file or directory"
+        raise DataFileNotFound(f"{d}: {why}, so expected one *.train.libfm file, found 0 (a split folder holds "
+                               "NAME.train.libfm, NAME.validation.libfm and NAME.test.libfm)")
     if name is None:
         found = sorted(d.glob("*.train.libfm"))
         if len(found) != 1:
-            raise FileNotFoundError(f"{d}: expected one *.train.libfm file, found {len(found)}")
+            names = f" ({', '.join(p.name for p in found)}): give the name of one" if found else ""
+            raise DataFileNotFound(f"{d}: expected one *.train.libfm file, found {len(found)}{names}")
         name = found[0].name[: -len(".train.libfm")]
     paths = [d / f"{name}.{s}.libfm" for s in ("train", "validation", "test")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise FileNotFoundError(f"missing: {', '.join(missing)}")
+        raise DataFileNotFound(f"missing: {', '.join(missing)}")
     return name, paths
 
 

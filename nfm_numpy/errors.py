@@ -7,7 +7,8 @@ line chooses its exit status (README, "Errors and exit codes"):
 * ``InputError`` (a ``ValueError``): bad input or usage; the caller can fix it.
   ``OptionError`` names an argument, ``DataError`` a file and line,
   ``CheckpointError`` a saved model, ``OutputError`` a path that cannot be
-  written. ``OptionTypeError`` is also a ``TypeError`` (a value of the wrong
+  written; ``DataFileNotFound`` and ``CheckpointNotFound`` (a path that does not
+  exist) are also ``FileNotFoundError``. ``OptionTypeError`` is also a ``TypeError`` (a value of the wrong
   type). Command line: exit status 2.
 * ``RunFailed`` (a ``RuntimeError``): the input was fine but the run failed,
   e.g. the loss diverged before any epoch finished. Exit status 1.
@@ -49,6 +50,14 @@ class DataError(InputError):
 
 class CheckpointError(InputError):
     """A file that is not a usable nfm_numpy checkpoint."""
+
+
+class DataFileNotFound(DataError, FileNotFoundError):
+    """A data file or folder that does not exist (also a ``FileNotFoundError``, as it always was)."""
+
+
+class CheckpointNotFound(CheckpointError, FileNotFoundError):
+    """A checkpoint path that does not exist (also a ``FileNotFoundError``)."""
 
 
 class OutputError(InputError):
@@ -140,5 +149,6 @@ def float_list(value, name, check=real):
 
 
 __all__ = ["InputError", "OptionError", "OptionTypeError", "DataError", "CheckpointError", "OutputError",
+           "DataFileNotFound", "CheckpointNotFound",
            "RunFailed", "Interrupted", "integer", "real", "probability", "flag", "choice", "int_list",
            "float_list"]

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import NUMBER, DataError
+from .errors import NUMBER, DataError, DataFileNotFound
 
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[ord(" "), ord("\t"), ord("\r"), ord("\n"), ord("\v"), ord("\f")]] = True
@@ -113,7 +113,10 @@ def _read_bytes(path):
     """The bytes of ``path``. A folder, device or socket is refused (reading /dev/zero would never
     end); a FIFO or pipe is read to its end (``<(zcat f.gz)`` works), and one that no program
     writes to is refused at once instead of blocking forever."""
-    st = os.stat(path)                                   # FileNotFoundError etc.: an OSError with the path
+    try:
+        st = os.stat(path)                               # PermissionError etc.: an OSError with the path
+    except FileNotFoundError:
+        raise DataFileNotFound(f"{path}: No such file or directory") from None
     if stat.S_ISREG(st.st_mode):
         with open(path, "rb") as f:
             return f.read()
@@ -238,6 +241,16 @@ def read_libfm(path, dtype=np.float64, need_y=True, hint=None):
         raise LibFMError(f"{path}: no examples ({blank} blank line{'s' if blank != 1 else ''}, nothing else)")
     if np.any(tokens_per_line[used] != 1 + colons_per_line[used]):
         _slow_find_error(path, data, dtype, need_y, hint)
+    if not need_y:          # the label is not read, but a line that is one word of text is no libFM line
+        for line in np.flatnonzero(used & (tokens_per_line == 1)):   # (a CSV line: 'user,item,rating')
+            t = first_token[line] - 1
+            token = data[starts[t]:stops[t]].decode("utf-8", errors="replace")
+            if not NUMBER.match(token):
+                raise LibFMError(f"{path}, line {line + 1}: expected 'id:value', got {token!r}; a libFM line is "
+                                 "'label id:value id:value ...' (is this a CSV file?)")
+    if colons.size == 0:
+        raise LibFMError(f"{path}: no row has any feature (every line is a label alone): a model has nothing to "
+                         "read in it")
     # entry tokens: every token but the first of each line; the k-th colon must lie inside the k-th
     is_entry = np.ones(starts.size, dtype=bool)
     label_tok = (first_token - tokens_per_line)[used]

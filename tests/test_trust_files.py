@@ -531,7 +531,60 @@ CLI_DATA_CASES = [
      r"x\.libfm, line 2: value 1e\+39 is too large for float32 .*the model is float32: a model trained with"),
     ("evaluate: label over float64", ["evaluate", "--load", "{good}", "--file", "{file}"],
      lambda t: libfm(t, "1e309 0:1\n"), 2, r"x\.libfm, line 1: label '1e309' is too large for float64"),
+    # a file with no feature entry would give one constant prediction a row (issue 16, adversarial round)
+    ("predict: a CSV file given to --file", ["predict", "--load", "{good}", "--file", "{file}"],
+     lambda t: libfm(t, "user,movie,rating\nu1,m1,4\n"), 2,
+     r"x\.libfm, line 1: expected 'id:value', got 'user,movie,rating'"),
+    ("evaluate: a libFM file of labels only", ["evaluate", "--load", "{good}", "--file", "{file}"],
+     lambda t: libfm(t, "1\n0\n1\n"), 2, r"x\.libfm: no row has any feature \(every line is a label alone\)"),
+    ("predict: a libFM file of labels only", ["predict", "--load", "{good}", "--file", "{file}"],
+     lambda t: libfm(t, "1\n0\n1\n"), 2, r"x\.libfm: no row has any feature"),
+    ("evaluate: a checkpoint that does not exist", ["evaluate", "--load", "{tmp}/none.npz", "--file", "{file}"],
+     lambda t: libfm(t, "1 0:1\n"), 2, r"none\.npz: No such file or directory \(no checkpoint there\)"),
+    ("train: two splits in one folder", ["train", "--data-dir", "{split}", "--epochs", "1"],
+     lambda t: (t / "split" / "two.train.libfm").write_text("1 0:1\n"), 2,
+     r"split: expected one \*\.train\.libfm file, found 2 \(toy\.train\.libfm, two\.train\.libfm\)"),
 ]
+
+
+def no_split_part(t):
+    (t / "split" / "toy.test.libfm").unlink()
+    return t / "split"
+
+
+# (case id, call with the test's folder, exception types it must be, regex): every read path
+# raises nfm_numpy.errors classes naming the file (issue 16)
+READ_CASES = [
+    ("prediction read of a CSV file", lambda t: D.read_with_ids(libfm(t, "user,movie\nu1,m1\n"), np.arange(3),
+                                                                need_y=False),
+     (LibFMError,), r"x\.libfm, line 1: expected 'id:value', got 'user,movie'"),
+    ("prediction read of labels only", lambda t: D.read_with_ids(libfm(t, "1\n0\n1\n"), np.arange(3), need_y=False),
+     (LibFMError,), r"x\.libfm: no row has any feature"),
+    ("evaluation read of labels only", lambda t: D.read_with_ids(libfm(t, "1\n0\n1\n"), np.arange(3)),
+     (LibFMError,), r"x\.libfm: no row has any feature"),
+    ("a test file of labels only", lambda t: D.load(data_dir=write_split(t / "s", test="1\n0\n")),
+     (LibFMError,), r"toy\.test\.libfm: no row has any feature"),
+    ("a missing libFM file", lambda t: read_libfm(t / "none.libfm"), (DataError, FileNotFoundError),
+     r"none\.libfm: No such file or directory"),
+    ("a missing checkpoint", lambda t: checkpoint.load(t / "none.npz"), (CheckpointError, FileNotFoundError),
+     r"none\.npz: No such file or directory \(no checkpoint there\)"),
+    ("a missing data folder", lambda t: D.load(data_dir=t / "nowhere"), (DataError, FileNotFoundError),
+     r"nowhere: No such file or directory"),
+    ("a data folder with two splits", lambda t: (t / "split" / "b.train.libfm").write_text("1 0:1\n") and
+     D.load(data_dir=t / "split"), (DataError,), r"split: expected one \*\.train\.libfm file, found 2"),
+    ("a data folder without train files", lambda t: D.load(data_dir=t), (DataError, FileNotFoundError),
+     r"expected one \*\.train\.libfm file, found 0"),
+    ("a split without its test file", lambda t: D.load(data_dir=no_split_part(t)), (DataError, FileNotFoundError),
+     r"missing: .*toy\.test\.libfm"),
+]
+
+
+@pytest.mark.parametrize("case", READ_CASES, ids=[c[0] for c in READ_CASES])
+def test_read_case_library(case, tmp):
+    name, call, types, pattern = case
+    with pytest.raises(types[0], match=pattern) as caught:
+        call(tmp)
+    assert all(isinstance(caught.value, t) for t in types)
 
 
 @pytest.mark.parametrize("case", CLI_DATA_CASES, ids=[c[0] for c in CLI_DATA_CASES])

@@ -774,10 +774,12 @@ def _predictions(model, data):
         pred = np.asarray(B.to_numpy(model.predict(data.idx, data.val)), dtype=np.float64)
     else:
         pred = predictions(model, data)
-    bad = int((~np.isfinite(pred)).sum())
-    if bad:
-        raise E.RunFailed(f"{bad} of {pred.size} predictions on {data.name} are not finite (the values of the "
-                          "input overflow this model)")
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise E.RunFailed(f"{int(bad.sum())} of {pred.size} predictions on {data.name} are not finite, the first for "
+                          f"data row {first + 1} (largest |x| in it {float(np.abs(data.val[first]).max()):.3g}): the "
+                          "values of the input overflow this model")
     return pred
 
 

@@ -498,3 +498,18 @@ def test_a_loop_of_symbolic_links_is_bad_input_not_an_internal_error(tmp_path, c
 def test_the_signal_is_named_even_when_a_codec_wrapped_the_interrupt():
     assert cli._signal_name(E.Interrupted("decoding with 'utf-8-sig' codec failed (Interrupted: SIGTERM)")) == "SIGTERM"
     assert cli._signal_name(KeyboardInterrupt()) == "SIGINT"
+
+
+def test_predictions_that_overflow_name_the_first_row(tmp_path, capsys):
+    rows = "".join(f"u{i % 5},{i % 7}.5,{1 + i % 5}\n" for i in range(120))
+    train = write(tmp_path, "t.csv", "user,price,rating\n" + rows)
+    m = tmp_path / "m.npz"
+    assert cli.main(["train", "--csv", str(train), "--label", "rating", "--categorical", "user", "--numeric", "price",
+                     "--epochs", "1", "--hidden-factor", "4", "--layers", "4", "--batch-size", "16", "--save",
+                     str(m)]) == 0
+    capsys.readouterr()
+    new = write(tmp_path, "n.csv", "user,price\nu1,2.5\nu2,1e30\n")
+    code, out, err = run_cli(["predict", "--load", m, "--csv", new], capsys)
+    assert_one_line_error(code, err, 1, r"1 of 2 predictions on n\.csv are not finite, the first for data row 2 "
+                                        r"\(largest \|x\| in it")
+    assert out == ""

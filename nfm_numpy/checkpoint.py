@@ -649,5 +649,8 @@ def _check_encoder(path, arrays, n):
         if f.edges is not None and (not np.all(np.isfinite(f.edges)) or np.any(np.diff(f.edges) <= 0)):
             raise CheckpointError(f"{path}: the bucket edges of the encoder's field {f.name!r} are not finite "
                                   "and increasing; the file is damaged")
-        if f.kind == "multi" and (not isinstance(f.sep, str) or not f.sep or f.width < 1):
+        if f.kind == "multi" and (not isinstance(f.sep, str) or not f.sep):
             raise CheckpointError(f"{path}: the encoder's multi-valued field {f.name!r} has no separator")
+        if f.kind == "multi" and f.width < 1:
+            raise CheckpointError(f"{path}: the encoder's multi-valued field {f.name!r} has width {f.width} (the most "
+                                  "values a row holds); it must be at least 1; the file is damaged")

@@ -267,6 +267,9 @@ CHECKPOINT_CASES = [
         {"extra/encoder.vocab0": np.array(["u1", "u1", "u3"])})), r"field 'user' lists a value twice"),
     ("encoder multi field without separator", lambda t: with_encoder_spec(
         t, lambda s, a: first(s, "multi").update(sep="")), r"multi-valued field 'genres' has no separator"),
+    ("encoder multi field of width 0", lambda t: with_encoder_spec(t, lambda s, a: first(s, "multi").update(width=0)),
+     r"bad\.npz: the encoder's multi-valued field 'genres' has width 0 \(the most values a row holds\); it must "
+     r"be at least 1"),
     ("encoder names a field twice", lambda t: with_encoder_spec(
         t, lambda s, a: s["fields"][1].update(name="user")), r"the encoder names a field twice"),
     ("encoder arrays without the encoder", lambda t: with_arrays(t, "enc.npz", lambda a: a.pop("extra/encoder")),

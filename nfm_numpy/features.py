@@ -358,6 +358,8 @@ def _decode(path, data, encoding):
     """``data`` as text; a DataError naming the first line that is not text in ``encoding``."""
     wide = encoding.startswith(("utf-16", "utf-32"))
     name = "UTF-8" if encoding.startswith("utf-8") else encoding
+    if not wide and data[:4] in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):     # (before UTF-16: FF FE 00 00)
+        raise DataError(f"{path}: not {name} text: it starts with a UTF-32 byte-order mark; save it as UTF-8")
     if not wide and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DataError(f"{path}: not {name} text: it starts with a UTF-16 byte-order mark; save it as UTF-8")
     nul = -1 if wide else data.find(b"\0")
@@ -521,8 +523,13 @@ def split_rows(n, fractions=(0.7, 0.2, 0.1), seed=0):
     perm = np.random.default_rng(E.integer(seed, "seed", 0)).permutation(n)
     cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
     parts = np.split(perm, cuts)
-    if any(p.size == 0 for p in parts):
-        raise DataError(f"{n} rows are too few to split into {len(fractions)} non-empty parts")
+    empty = [i for i, p in enumerate(parts) if p.size == 0]
+    if empty:
+        i = empty[0]
+        what = f"the {('train', 'validation', 'test')[i]} fraction" if len(parts) == 3 else f"fraction {i + 1}"
+        raise DataError(f"{n:,} rows are too few for split {', '.join(f'{f:g}' for f in fractions)}: {what} "
+                        f"{fractions[i]:g} gives 0 of the {n:,} rows; each part needs a row at least (a fraction "
+                        f"of about {1 / n:.2g})")
     return parts
 
 
@@ -923,9 +930,12 @@ class Encoder:
             with np.errstate(over="ignore", invalid="ignore"):
                 f.mean, f.sd = float(seen.mean()), float(seen.std())
             if not (np.isfinite(f.mean) and np.isfinite(f.sd)):
-                big = float(np.abs(seen).max())
-                raise DataError(f"{table.source}: numeric column {f.name!r} holds values too large to "
-                                f"standardise (up to {big:g}); rescale them, or use buckets ({f.name}:8)")
+                # the sum of squares overflows only if some |x| exceeds half the square root of max / n
+                big = np.abs(x) > np.sqrt(np.finfo(np.float64).max / seen.size) / 2
+                r = table.first(big if big.any() else np.abs(x) == np.abs(seen).max())
+                raise DataError(f"{table.where(r)}: column {f.name!r} holds values too large to standardise "
+                                f"({x[r]:g} here; their squares overflow float64); rescale them, or use buckets "
+                                f"({f.name}:8)")
             f.sd = f.sd if f.sd > 0 else 1.0
         else:
             # no more buckets than distinct values (quantiles of a few values differ only by

@@ -182,6 +182,20 @@ CLI_CASES = [
     ("a no-break space before a label", EVALUATE + ["{file}"],
      lambda t: write(t, "sheet.csv", "user,item,price,y\nu1,i1,3,1\nu2,i2,4,\u00a07\n"), 2,
      r"sheet\.csv, line 3, column 'y': label '\\xa07' is not a number", None),
+    ("a 200 KB numeric cell is cut", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "u", "--numeric", "p"],
+     lambda t: write(t, "long.csv", rows("u,p,y", lambda i: f"u{i % 4},{'9' * 99 + 'x' * 200_000 if i == 3 else i},"
+                                                           f"{i % 3}", 40)), 2,
+     r"long\.csv, line 5, column 'p': '9{40}'\.\.\. \(200,099 characters\) is not a number \(a numeric column;"
+     r".{0,200}$", None),
+    ("a 300 KB label is cut", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "u"],
+     lambda t: write(t, "long.csv", rows("u,y", lambda i: f"u{i % 4},{'y' * 300_000 if i == 3 else i % 3}", 40)), 2,
+     r"long\.csv, line 5, column 'y': label 'y{40}'\.\.\. \(300,000 characters\) is not a number.{0,200}$", None),
+    ("a value too large to standardise names its line", TRAIN_CSV + ["{file}", "--label", "y", "--categorical", "u",
+                                                                      "--numeric", "p", "--dtype", "float64"],
+     lambda t: write(t, "huge.csv", rows("u,p,y", lambda i: f"u{i % 4},{'1e308' if i in (30, 31) else i},{i % 3}",
+                                         100)), 2,
+     r"huge\.csv, line (32|33): column 'p' holds values too large to standardise \(1e\+308 here; their squares "
+     r"overflow float64\); rescale them, or use buckets \(p:8\)", None),
     ("predict: Arabic digits in a numeric cell", PREDICT + ["{file}"],
      lambda t: write(t, "p.csv", "user,item,price\nu1,i1,3\nu1,i1,\u0663\n"), 2,
      r"p\.csv, line 3, column 'price': '\u0663' is not a number", None),
@@ -412,6 +426,16 @@ LIB_CASES = [
      lambda t: Fe.Encoder(categorical="u", label="y").fit({"u": np.array(["x", "y"], dtype=object)}).transform(
          {"u": np.array(["y", "x\0"], dtype=object)}, unseen="error"), DataError,
      r"data, row 2, column 'u': 'x\\x00' holds a NUL character"),
+    ("split: a fraction that gives no rows", lambda t: Fe.split_rows(300, (0.998, 0.001, 0.001)), DataError,
+     r"300 rows are too few for split 0\.998, 0\.001, 0\.001: the test fraction 0\.001 gives 0 of the 300 rows"),
+    ("read_csv: a UTF-32 file", lambda t: Fe.read_csv(write(t, "u32.csv", "a,y\nx,1\n".encode("utf-32"))), DataError,
+     r"u32\.csv: not UTF-8 text: it starts with a UTF-32 byte-order mark; save it as UTF-8"),
+    ("no such column among 3000", lambda t: Fe.Encoder(categorical="score").fit({f"c{i}": np.zeros(2) for i in
+                                                                                 range(3000)}), OptionError,
+     r"^data: no column 'score'; the columns are 'c0', 'c1', .*'c19', \.\.\. \(3,000 columns\)$"),
+    ("a column name with a BOM and a comma", lambda t: Fe.Encoder(categorical="user").fit(
+        {"\ufeffuser": np.zeros(2), "a,b": np.zeros(2)}), OptionError,
+     r"no column 'user'; the columns are '\\ufeffuser', 'a,b'$"),
     # --- class 8: an encoder saved before rare values were recorded
     ("old checkpoint with rare values", old_checkpoint, CheckpointError,
      r"older nfm_numpy that did not record which values of field 'u' were rare .* train the model again"),

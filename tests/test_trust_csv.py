@@ -411,7 +411,7 @@ LIB_CASES = [
     ("read_csv_dataset: need_y 'no'", lambda t: Fe.read_csv_dataset(shop(t), encoder(t), need_y="no"),
      OptionTypeError, r"need_y must be True or False"),
     ("negatives: the item column ignored",
-     lambda t: Fe.load_csv_split(write(t, "log.csv", rows("user,item,ctx", lambda i: f"u{i % 7},i{i % 5},c{i % 2}",
+     lambda t: Fe.load_csv_split(write(t, "log.csv", rows("user,item,ctx", lambda i: f"u{i % 7},i{i % 11},c{i % 2}",
                                                            60)),
                                  "y", ["user", "ctx"], ignore="item", negatives=1, user="user", item="item"),
      OptionError, r"--item-col 'item' is ignored: the negatives differ from their positives by the item .* both must "

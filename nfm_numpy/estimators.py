@@ -1054,8 +1054,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     ----------
     encoder_ : the fitted ``features.Encoder`` (print it for the table of fields)
     n_features_in_, feature_names_in_ : the columns ``fit`` saw
-    notes_ : lines worth reading (near-unique columns; with a list of categorical columns, the
-        columns named by no parameter, which are left out); ``fit`` also gives each as a UserWarning
+    notes_ : lines worth reading (near-unique categorical columns that were named explicitly, kept
+        as asked); ``fit`` also gives each as a UserWarning
     """
 
     def __init__(self, categorical=None, numeric=None, multi_valued=None, ignore=None, min_count=1,
@@ -1072,7 +1072,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         table = F.as_table(_columns_of(X), "X")
         enc.fit(table)
         self.encoder_, self.notes_ = enc, list(enc.notes)
-        for note in self.notes_:           # what the command line prints: columns left out, near-unique ones
+        for note in self.notes_:           # what the command line prints: near-unique columns named explicitly
             warnings.warn(f"{type(self).__name__}: {note}", UserWarning, stacklevel=3)
         self.feature_names_in_ = np.asarray(table.names, dtype=object)
         self.n_features_in_ = len(table.names)

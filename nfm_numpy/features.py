@@ -1347,7 +1347,8 @@ def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True, positive=
     note = ""
     if need_y:
         if enc.label is None:
-            raise OptionError("the encoder has no label column (Encoder(label=...)); labels cannot be read")
+            raise OptionError(f"{table.source}: the model's encoder has no label column, so labels cannot be read "
+                              "from it (predict needs none; a library Encoder takes label=...)")
         if enc.label not in table:
             raise DataError(table.no_column(enc.label, "label column"))
         y, note, classes = _labels(table, enc.label, loss, enc.missing, positive, classes)

@@ -18,6 +18,7 @@ import sys
 import threading
 
 from . import errors as E
+from .tune import add_tune_command
 
 NFM_ONLY = ("layers", "activation", "pretrain")      # options that mean nothing for --model fm
 
@@ -846,6 +847,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     add_commands(sub)
     add_gradcheck(sub)
+    add_tune_command(sub)
     return parser
 
 

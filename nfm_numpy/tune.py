@@ -278,8 +278,10 @@ def run_tune(a):
     print(leaderboard(results, metric))
     r = best["result"]
     if r is None:
-        print("error: no trial finished an epoch; nothing saved", file=sys.stderr)
-        return 1
+        why = "interrupted before any trial finished an epoch" if stop["why"].startswith("interrupted") else \
+            "no trial finished an epoch (each diverged: try a smaller --lr-range)"
+        print(f"{'' if why.startswith('interrupted') else 'error: '}{why}; nothing saved", file=sys.stderr)
+        return 130 if why.startswith("interrupted") else 1
     print(f"best: trial {r['trial']}, {settings_text(r['settings'])}: validation {metric} {r['valid']:.4f} "
           f"(epoch {r['best_epoch']}), test {metric} {r['test']:.4f}")
     if a.save is not None:

@@ -153,3 +153,49 @@ def test_bad_options_are_one_line_exit_2(argv, pattern, tmp_path, capsys):
     code, out, err = run_cli(["tune"] + [a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
     assert_one_line_error(code, err, 2, pattern)
     assert "trial " not in out and not watched.exists()
+
+
+def test_a_search_whose_trials_all_diverge_fails_in_one_line(tmp_path, capsys):
+    save = tmp_path / "m.npz"
+    code, out, err = run_cli(NFM_SMALL + ["--trials", "2", "--optimizer", "sgd", "--lr-range", "1e4,1e6", "--save",
+                                          save], capsys)
+    assert_one_line_error(code, err, 1, r"no trial finished an epoch \(each diverged: try a smaller --lr-range\); "
+                                        r"nothing saved")
+    assert out.count("no epoch finished  diverged") == 2 and not save.exists()
+
+
+def test_a_signal_during_a_trial_stops_the_search_and_keeps_the_best(tmp_path, monkeypatch, capsys):
+    """SIGTERM after trial 1's second epoch: that trial stops after the epoch, no trial starts after it,
+    the leaderboard, --save and --history are written, exit status 130."""
+    import os
+    import signal
+    report = optuna.trial.Trial.report
+
+    def report_then_signal(self, value, step):
+        report(self, value, step)
+        if self.number == 1 and step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(optuna.trial.Trial, "report", report_then_signal)
+    save, hist = tmp_path / "m.npz", tmp_path / "h.jsonl"
+    code, out, err = run_cli(NFM_SMALL + ["--trials", "5", "--pruner", "none", "--save", save, "--history", hist],
+                             capsys)
+    assert code == 130, err
+    assert "interrupted (SIGTERM after epoch 2); the search stopped" in err
+    trials = trial_lines(out)
+    assert len(trials) == 2 and trials[1].group(7) == "interrupted" and trials[1].group(6) == "2"
+    assert "leaderboard" in out and save.exists()
+    best = json.loads(hist.read_text().splitlines()[-1])["best"]
+    model, _ = checkpoint.load(save)
+    assert T.evaluate(model, synthetic_valid())["rmse"] == pytest.approx(best["valid"], rel=1e-6, abs=1e-9)
+
+
+def test_a_log_loss_search_ranks_by_logloss_and_evaluate_agrees(tmp_path, capsys):
+    save = tmp_path / "m.npz"
+    code, out, err = run_cli(SMALL + ["--model", "fm", "--loss", "log", "--trials", "3", "--save", save], capsys)
+    assert code == 0, err
+    trials = trial_lines(out)
+    assert len(trials) == 3 and all(t.group(3) == "logloss" for t in trials)
+    best = min(float(t.group(4)) for t in trials)
+    code, out, err = run_cli(["evaluate", "--load", save, "--part", "validation"], capsys)
+    assert code == 0, err
+    assert f"validation logloss: {best:.4f}" in out

@@ -60,3 +60,13 @@ def frappe_dir():
 def _strict_numpy_errors():
     with np.errstate(all="raise", under="ignore"):
         yield
+
+
+def as_in_a_terminal():
+    """``preexec_fn`` for a child that the tests signal: the stop signals at their defaults, as in a
+    terminal. A test run started in the background (``cmd &`` in a script, some CI runners) inherits
+    SIGINT and SIGQUIT ignored, and the program rightly keeps an ignored signal ignored."""
+    import signal
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import as_in_a_terminal
 
 import nfm_numpy as nf
 from nfm_numpy import checkpoint, cli, datasets as D, errors as E, train as T
@@ -505,7 +506,8 @@ def start_training(tmp, *extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "nfm_numpy", "train", "--train-rows", "20000", "--epochs", "500",
             "--early-stop", "0", "--hidden-factor", "8", "--layers", "8", *map(str, extra)]
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_in_a_terminal)
 
 
 def wait_for(proc, prefix):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import as_in_a_terminal
 from test_errors import assert_one_line_error, digest, run_cli, tmp, work, write  # noqa: F401 (fixtures)
 
 import nfm_numpy as nf
@@ -207,6 +208,7 @@ def test_overflow_at_the_start_on_the_command_line(tmp_path, capsys):
 def child(script, *args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     kw.setdefault("stdin", subprocess.PIPE)
+    kw.setdefault("preexec_fn", as_in_a_terminal)          # Ctrl-C as in a terminal, whoever started the tests
     return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 

@@ -1,4 +1,5 @@
-"""Command line: ``python -m nfm_numpy {train,evaluate,predict,gradcheck} ...``.
+"""Command line: ``python -m nfm_numpy {train,evaluate,predict,gradcheck,tune} ...`` (``tune`` lives in
+``nfm_numpy/tune.py``).
 
 This module only parses options and calls the library. Switches take 0 or 1
 (``--batch-norm 1``), as the original code's do. Errors and exit statuses

@@ -132,6 +132,16 @@ def _named(method):
     return wrapper
 
 
+def _finite_predictions(out):
+    """``out`` if every prediction is finite; else ``RunFailed`` naming the count and the first row (every
+    predict path of every estimator ends here: never a NaN or inf handed back)."""
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise E.RunFailed(f"{int(bad.sum())} of {out.size} predictions are not finite, the first for row "
+                          f"{int(np.argmax(bad))} of X (the values of X overflow this model)")
+    return out
+
+
 def _one_line(message, limit=400):
     """scikit-learn's message on one line, as every error of the package is: its line breaks
     become spaces, and an array it prints in full (complex X) is cut at ``limit`` characters."""
@@ -573,11 +583,7 @@ class _Base(BaseEstimator):
         X = self._validate(X)
         with np.errstate(over="ignore", invalid="ignore"):
             out = self._output(predictions(self.model_, self._rows(X), scores=True).astype(np.float64))
-        bad = ~np.isfinite(out)
-        if bad.any():
-            raise E.RunFailed(f"{int(bad.sum())} of {out.size} predictions are not finite, the first for row "
-                              f"{int(np.argmax(bad))} of X (the values of X overflow this model)")
-        return out
+        return _finite_predictions(out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -905,11 +911,7 @@ class _BayesBase(BaseEstimator):
 
     @staticmethod
     def _finite(out):
-        bad = ~np.isfinite(out)
-        if bad.any():
-            raise E.RunFailed(f"{int(bad.sum())} of {out.size} predictions are not finite, the first for row "
-                              f"{int(np.argmax(bad))} of X (the values of X overflow this model)")
-        return out
+        return _finite_predictions(out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

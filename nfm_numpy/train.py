@@ -377,15 +377,9 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
 def _overflow_at_start(model, train, loss):
     """The loss is not finite on the first batch, before any update: no learning rate is to blame.
     Say which input is too large for the model's dtype."""
-    def largest(a):
-        return float(np.abs(B.to_numpy(a)).max()) if a is not None and a.shape[0] else 0.0
-    dtype = model.config["dtype"]
-    sizes = f"largest |x| {largest(train.val):.3g}, largest |label| {largest(train.y):.3g}"
-    if train.weight is not None:
-        sizes += f", largest row weight {largest(train.weight):.3g}"
-    hint = "; --dtype float64 (dtype='float64') holds larger values" if dtype == "float32" else ""
     raise E.DataError(f"{train.name}: the loss is {loss} on the first batch at the initial weights, before any "
-                      f"update: the inputs overflow the model's {dtype} ({sizes}); scale them down{hint}")
+                      f"update: the inputs overflow the model's {model.config['dtype']} "
+                      f"{_sizes(model, train.val, train.y, train.weight, '')}")
 
 
 def _overflow_in_batch(model, initial, batch, name, loss, epoch, step):
@@ -403,18 +397,21 @@ def _overflow_in_batch(model, initial, batch, name, loss, epoch, step):
         model.params, model.state = params, state
     if math.isfinite(again):
         return
-
-    def largest(a):
-        return float(np.abs(B.to_numpy(a)).max()) if a is not None and a.shape[0] else 0.0
     idx, val, y, weight = batch
-    dtype = model.config["dtype"]
-    sizes = f"largest |x| in it {largest(val):.3g}, largest |label| {largest(y):.3g}"
-    if weight is not None:
-        sizes += f", largest row weight {largest(weight):.3g}"
-    hint = "; --dtype float64 (dtype='float64') holds larger values" if dtype == "float32" else ""
     raise E.DataError(f"{name}: the loss is {loss} at epoch {epoch}, batch {step}, and that batch overflows at the "
                       f"initial weights too, so no learning rate is to blame: its inputs overflow the model's "
-                      f"{dtype} ({sizes}); scale them down{hint}")
+                      f"{model.config['dtype']} {_sizes(model, val, y, weight, ' in it')}")
+
+
+def _sizes(model, val, y, weight, scope):
+    """'(largest |x| ..., largest |label| ...[, largest row weight ...]); scale them down[; float64 hint]'."""
+    def largest(a):
+        return float(np.abs(B.to_numpy(a)).max()) if a is not None and a.shape[0] else 0.0
+    sizes = f"largest |x|{scope} {largest(val):.3g}, largest |label| {largest(y):.3g}"
+    if weight is not None:
+        sizes += f", largest row weight {largest(weight):.3g}"
+    hint = "; --dtype float64 (dtype='float64') holds larger values" if model.config["dtype"] == "float32" else ""
+    return f"({sizes}); scale them down{hint}"
 
 
 def _bar(it, enabled, desc):

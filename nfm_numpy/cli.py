@@ -683,6 +683,8 @@ def run_mcmc(a, split):
         from .outputs import write_atomically
         text = "".join(json.dumps(rec) + "\n" for rec in model.trace)
         write_atomically(a.history, lambda f: f.write(text.encode()), "history")
+    # test: the running posterior mean over every sample after burn-in (libFM's -test); validation: the
+    # mean over the --keep kept samples, which is what a saved model gives evaluate and predict
     for name, part, pred in (("validation", split.valid, model.predict(split.valid.idx, split.valid.val)),
                              ("test", split.test, model.test_pred)):
         y = np.asarray(part.y, dtype=np.float64)

@@ -1,0 +1,102 @@
+"""The harness every checker shares: hard cases, the comparison, the PASS/FAIL message and its hints."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..gradcheck import rel_error
+
+TOL = 1e-9          # relative error a correct float64 answer stays far below (rounding gives ~1e-15)
+
+
+@dataclass
+class Result:
+    """The outcome of a check: ``status`` is 'pass', 'fail' or 'not implemented'."""
+
+    name: str
+    status: str
+    message: str
+
+    def __bool__(self):
+        return self.status == "pass"
+
+    def __str__(self):
+        return self.message
+
+    __repr__ = __str__
+
+
+def _cases(seed=0, n=40, rows=(3, 8, 1), entries=(4, 6, 1)):
+    """Batches with every hard case: (description, idx, val) of float64 NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for B in rows:
+        for F in entries:
+            idx = rng.integers(0, max(2, n // 4), (B, F))           # few ids: repeats across rows
+            if F > 1:
+                idx[:, 1] = idx[:, 0]                               # and within every row
+            val = rng.uniform(-1.5, 1.5, (B, F))                    # real values, negative ones too
+            if F > 2:
+                val[:, -1] = 0.0                                    # a padding entry (x = 0) in every row
+                idx[:, -1] = 0
+            hard = (["ids repeated within rows"] if F > 1 else []) + (["across rows"] if B > 1 else []) + \
+                (["padding"] if F > 2 else []) + ["real x"]
+            out.append((f"B={B}, F={F}: {', '.join(hard)}", idx, val))
+    return out
+
+
+def _run(name, fn, cases, reference, compare, hints, covers="repeated ids, padding, real values, random parameters"):
+    """Call ``fn`` on every case; the first mismatch becomes the message, with a hint."""
+    for i, (desc, args) in enumerate(cases, start=1):
+        try:
+            got = fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        except NotImplementedError as e:
+            return _say(Result(name, "not implemented", f"{name}: not implemented yet ({e or 'the stub raises'}); "
+                                                       "write it above and run this cell again"))
+        except Exception as e:   # a learner's bug: report it, do not stop the notebook
+            return _say(Result(name, "fail", f"{name}: FAIL on case {i} ({desc}): your function raised "
+                                             f"{type(e).__name__}: {e}"))
+        want = reference(*args)
+        problem = compare(got, want)
+        if problem:
+            hint = next((h for test, h in hints if _safe(test, got, want, args)), "")
+            return _say(Result(name, "fail", f"{name}: FAIL on case {i} ({desc}): {problem}"
+                                             + (f"\n  hint: {hint}" if hint else "")))
+    return _say(Result(name, "pass", f"{name}: PASS ({len(cases)} cases: {covers})"))
+
+
+def _safe(test, *args):
+    try:
+        return bool(test(*args))
+    except Exception:
+        return False
+
+
+def _say(result):
+    print(result.message)
+    return result
+
+
+def _compare(names):
+    """A comparer of tuples (or single arrays) of outputs, element by element."""
+    def compare(got, want):
+        got = got if isinstance(got, tuple) else (got,)
+        want = want if isinstance(want, tuple) else (want,)
+        if len(got) != len(want):
+            return f"expected {len(want)} outputs ({', '.join(names)}), got {len(got)}"
+        for n, g, w in zip(names, got, want):
+            g = np.asarray(g, dtype=np.float64)
+            if g.shape != w.shape:
+                return f"{n} has shape {g.shape}, expected {w.shape}"
+            err = rel_error(g, w)
+            if not err < TOL:
+                at = np.unravel_index(np.argmax(np.abs(g - w)), w.shape) if w.ndim else ()
+                return (f"{n}: relative error {err:.1e} (should be below {TOL:g}); at {tuple(map(int, at))} "
+                        f"expected {w[at]:.6g}, got {g[at]:.6g}")
+        return ""
+    return compare
+
+
+def _close(a, b):
+    return np.shape(a) == np.shape(b) and rel_error(np.asarray(a, dtype=np.float64), b) < 1e-6

@@ -1,0 +1,270 @@
+"""Notebook 5's central-difference exercise: the path its text describes passes, the folded solution
+passes, and each realistic wrong attempt is a FAIL whose hint names that mistake and no other."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nfm_numpy.exercises import check_central_difference, gradients
+from nfm_numpy.exercises.harness import _safe
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_gradient_checking_lab.ipynb"
+
+
+def _cells():
+    return json.loads(NOTEBOOK.read_text())["cells"]
+
+
+# ------------------------------------------------------------------ right answers
+def as_the_stub_says(f, x, h):
+    """The stub's advice, step by step: loop over np.ndindex(x.shape); old = x[j]; x[j] = old + h; f();
+    x[j] = old - h; f(); x[j] = old."""
+    grad = np.zeros(x.shape)
+    for j in np.ndindex(x.shape):
+        old = x[j]
+        x[j] = old + h
+        up = f()
+        x[j] = old - h
+        down = f()
+        x[j] = old
+        grad[j] = (up - down) / (2 * h)
+    return grad
+
+
+def through_a_flat_view(f, x, h):
+    """Also right: x.reshape(-1) of a contiguous array is a view, so writing to it changes x."""
+    flat, grad = x.reshape(-1), np.zeros(x.size)
+    for j in range(x.size):
+        old = flat[j]
+        flat[j] = old + h
+        up = f()
+        flat[j] = old - h
+        down = f()
+        flat[j] = old
+        grad[j] = (up - down) / (2 * h)
+    return grad.reshape(x.shape)
+
+
+# ------------------------------------------------------------------ realistic wrong attempts
+def _loop(step, x, grad=None, index=None):
+    """Fill grad[j] = step(j) over index (default: every entry of x)."""
+    grad = np.zeros(x.shape) if grad is None else grad
+    for j in (np.ndindex(x.shape) if index is None else index):
+        grad[j] = step(j)
+    return grad
+
+
+def gives_f_an_argument(f, x, h):
+    def step(j):
+        e = np.zeros(x.shape)
+        e[j] = h
+        return (f(x + e) - f(x - e)) / (2 * h)
+    return _loop(step, x)
+
+
+def never_restores(f, x, h):
+    def step(j):
+        x[j] += h
+        up = f()
+        x[j] -= 2 * h
+        return (up - f()) / (2 * h)
+    return _loop(step, x)
+
+
+def restores_by_adding_h(f, x, h):
+    def step(j):
+        x[j] += h
+        up = f()
+        x[j] -= 2 * h
+        down = f()
+        x[j] += h
+        return (up - down) / (2 * h)
+    return _loop(step, x)
+
+
+def indexes_a_2d_x_by_position(f, x, h):
+    def step(j):
+        old = x[j].copy()
+        x[j] = old + h
+        up = f()
+        x[j] = old - h
+        down = f()
+        x[j] = old
+        return (up - down) / (2 * h)
+    return _loop(step, x, np.zeros(x.size), range(x.size))
+
+
+def returns_it_flat(f, x, h):
+    return as_the_stub_says(f, x, h).ravel()
+
+
+def loops_over_rows(f, x, h):
+    def step(j):
+        old = x[j].copy()
+        x[j] = old + h
+        up = f()
+        x[j] = old - h
+        down = f()
+        x[j] = old
+        return (up - down) / (2 * h)
+    return _loop(step, x, index=range(len(x)))
+
+
+def moves_all_at_once(f, x, h):
+    old = x.copy()
+    x += h
+    up = f()
+    x[...] = old - h
+    down = f()
+    x[...] = old
+    return (up - down) / (2 * h)
+
+
+def moves_all_at_once_filled(f, x, h):
+    return np.full(x.shape, moves_all_at_once(f, x, h))
+
+
+def moves_a_copy(f, x, h):
+    def step(j):
+        xc = x.copy()
+        xc[j] += h
+        up = f()
+        xc[j] -= 2 * h
+        return (up - f()) / (2 * h)
+    return _loop(step, x)
+
+
+def one_sided(f, x, h):
+    def step(j):
+        old, base = x[j], f()
+        x[j] = old + h
+        up = f()
+        x[j] = old
+        return (up - base) / h
+    return _loop(step, x)
+
+
+def one_sided_backward(f, x, h):
+    def step(j):
+        old, base = x[j], f()
+        x[j] = old - h
+        down = f()
+        x[j] = old
+        return (base - down) / h
+    return _loop(step, x)
+
+
+def _central(finish):
+    """A right loop whose last line, finish(up, down, h), is wrong."""
+    def central(f, x, h):
+        def step(j):
+            old = x[j]
+            x[j] = old + h
+            up = f()
+            x[j] = old - h
+            down = f()
+            x[j] = old
+            return finish(up, down, h)
+        return _loop(step, x)
+    return central
+
+
+def half_step(f, x, h):
+    def step(j):
+        old = x[j]
+        x[j] = old + h
+        up = f()
+        x[j] = old                      # "x[j] -= h": back to the start, not to old - h
+        down = f()
+        return (up - down) / (2 * h)
+    return _loop(step, x)
+
+
+PLANTED = [
+    ("argument", gives_f_an_argument),
+    ("not restored", never_restores),
+    ("restored by arithmetic", restores_by_adding_h),
+    ("index on a 2-D x", indexes_a_2d_x_by_position),
+    ("flat", returns_it_flat),
+    ("rows", loops_over_rows),
+    ("all at once", moves_all_at_once),
+    ("all at once", moves_all_at_once_filled),
+    ("copy", moves_a_copy),
+    ("one-sided", one_sided),
+    ("one-sided", one_sided_backward),
+    ("half step", half_step),
+    ("divide by h", _central(lambda up, down, h: (up - down) / h)),
+    ("precedence", _central(lambda up, down, h: (up - down) / 2 * h)),
+    ("sign", _central(lambda up, down, h: (down - up) / (2 * h))),
+]
+HINT = {name: hint for name, _, hint in gradients.HINTS}
+
+
+def _first_failure(fn):
+    """The hints whose tests fire on the first case this function fails (the case the learner is shown)."""
+    for _, f, x, grad in gradients._smooth_functions():
+        args = (f, x, 1e-5, grad)
+        a = gradients.attempt(fn, f, x.copy(), 1e-5)
+        want = grad(x)
+        if gradients.compare(a, want):
+            return [name for name, test, _ in gradients.HINTS if _safe(test, a, want, args)]
+    return None
+
+
+@pytest.mark.parametrize("fn", [as_the_stub_says, through_a_flat_view])
+def test_right_answers_pass_and_fire_no_hint(fn, capsys):
+    result = check_central_difference(fn)
+    assert result.status == "pass", capsys.readouterr().out
+    assert _first_failure(fn) is None
+
+
+def test_every_hint_is_planted():
+    assert sorted({name for name, _ in PLANTED}) == sorted(HINT)
+
+
+@pytest.mark.parametrize("name,fn", PLANTED, ids=[fn.__name__ + ": " + n for n, fn in PLANTED])
+def test_a_planted_mistake_fires_its_hint_and_no_other(name, fn, capsys):
+    assert _first_failure(fn) == [name]
+    result = check_central_difference(fn)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "FAIL on case" in out
+    assert f"hint: {HINT[name]}" in out, out
+    assert "your function raised AssertionError" not in out
+
+
+def test_restoring_by_arithmetic_really_drifts_in_every_case():
+    """The cases hold entries where x + h - 2h + h != x in float64, so that mistake cannot pass by luck."""
+    for _, _, x, _ in gradients._smooth_functions():
+        y = x.copy()
+        y += 1e-5
+        y -= 2e-5
+        y += 1e-5
+        assert np.any(y != x)
+
+
+def test_x_not_restored_is_an_ordinary_fail_naming_it(capsys):
+    def shifts_x(f, x, h):
+        grad = as_the_stub_says(f, x, h)
+        x += 1.0
+        return grad
+    result = check_central_difference(shifts_x)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "x was not restored" in out and f"hint: {HINT['not restored']}" in out
+
+
+def test_the_notebook_stub_its_advice_and_its_folded_solution():
+    """The stub raises NotImplementedError with advice that, followed as worded, is as_the_stub_says;
+    the folded solution passes the checker."""
+    code = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "code")
+    stub = re.search(r"def central_difference\(f, x, h\):\n(.*?)\n\n", code, re.S).group(1)
+    advice = re.search(r'raise NotImplementedError\("(.*?)"\)', stub).group(1)
+    assert advice == ("loop over np.ndindex(x.shape): old = x[j]; x[j] = old + h; f(); x[j] = old - h; f(); "
+                      "x[j] = old")
+    assert "exercises.check_central_difference(central_difference)" in code
+    md = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown")
+    block = re.search(r"```python\n(def central_difference.*?)```", md, re.S).group(1)
+    ns = {"np": np}
+    exec(block, ns)
+    assert check_central_difference(ns["central_difference"]).status == "pass"

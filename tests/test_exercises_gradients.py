@@ -84,7 +84,8 @@ def restores_by_adding_h(f, x, h):
     return _loop(step, x)
 
 
-def indexes_a_2d_x_by_position(f, x, h):
+def _step_by_index(f, x, h):
+    """The difference for x[j], whatever x[j] selects (an entry, or a whole row when j is one int on 2-D x)."""
     def step(j):
         old = x[j].copy()
         x[j] = old + h
@@ -93,7 +94,11 @@ def indexes_a_2d_x_by_position(f, x, h):
         down = f()
         x[j] = old
         return (up - down) / (2 * h)
-    return _loop(step, x, np.zeros(x.size), range(x.size))
+    return step
+
+
+def indexes_a_2d_x_by_position(f, x, h):
+    return _loop(_step_by_index(f, x, h), x, np.zeros(x.size), range(x.size))
 
 
 def returns_it_flat(f, x, h):
@@ -101,15 +106,7 @@ def returns_it_flat(f, x, h):
 
 
 def loops_over_rows(f, x, h):
-    def step(j):
-        old = x[j].copy()
-        x[j] = old + h
-        up = f()
-        x[j] = old - h
-        down = f()
-        x[j] = old
-        return (up - down) / (2 * h)
-    return _loop(step, x, index=range(len(x)))
+    return _loop(_step_by_index(f, x, h), x, index=range(len(x)))
 
 
 def moves_all_at_once(f, x, h):

@@ -363,10 +363,14 @@ def add_csv_options(p):
     g.add_argument("--valid-csv", type=path, default=None,
                    help="validation rows in their own file (with --test-csv)")
     g.add_argument("--test-csv", type=path, default=None, help="test rows in their own file (with --valid-csv)")
+    g.add_argument("--cache", type=path, default=None, metavar="DIR",
+                   help="for files larger than memory: encode the rows in pieces into the folder DIR (two "
+                        "passes over the files; three with --split) and train from there, a shard of rows at "
+                        "a time; a folder made from the same files and options is reused")
 
 
 CSV_ONLY = ("label", "positive", "categorical", "numeric", "multi_valued", "ignore", "min_count", "missing",
-            "delimiter", "negatives", "user_col", "item_col", "split", "valid_csv", "test_csv")
+            "delimiter", "negatives", "user_col", "item_col", "split", "valid_csv", "test_csv", "cache")
 
 
 def check_csv_options(a):
@@ -387,6 +391,13 @@ def check_csv_options(a):
         raise E.OptionError("give --split or --valid-csv/--test-csv, not both")
     if a.negatives is None and (a.user_col is not None or a.item_col is not None):
         raise E.OptionError("--user-col and --item-col go with --negatives")
+    if getattr(a, "cache", None) is not None:
+        why = ("--negatives (drawing them needs every user's rows at once)" if a.negatives is not None else
+               "--solver mcmc (the sampler holds every row)" if getattr(a, "solver", None) == "mcmc" else
+               "--train-rows (take the rows you want into a file of their own)"
+               if getattr(a, "train_rows", None) is not None else "")
+        if why:
+            raise E.OptionError(f"--cache reads the rows a piece at a time; it does not go with {why}")
 
 
 def add_threads_option(p):
@@ -495,6 +506,18 @@ def load_data(a, loss, progress=True, dtype=None):
 
     from . import datasets as D
     dtype = np.dtype(dtype or a.dtype)
+    if getattr(a, "cache", None) is not None:
+        from .features import MISSING
+        from .ondisk import build_csv_cache
+        split, a.encoder, notes = build_csv_cache(
+            a.cache, a.csv, a.label, a.categorical, by_column(a.numeric, "--numeric"),
+            by_column(a.multi_valued, "--multi-valued"), a.ignore or [], a.min_count or 1,
+            MISSING + tuple(a.missing or ()), a.delimiter, a.split or (0.7, 0.2, 0.1), a.valid_csv, a.test_csv,
+            loss, a.seed, dtype=dtype, positive=a.positive)
+        print(a.encoder)
+        for note in notes:
+            print(note)
+        return split
     if getattr(a, "csv", None) is not None:
         from .features import MISSING, load_csv_split
         split, a.encoder, notes = load_csv_split(
@@ -638,9 +661,9 @@ def _refuse_one_valued_labels(train):
     """Training labels that hold one value leave nothing to learn, and every metric would look perfect
     (test rmse 0.0000 after clipping to the training range): bad input, said before training."""
     import numpy as np
-    y = np.asarray(train.y)
-    if y.size and bool(np.all(y == y.flat[0])):
-        raise E.DataError(f"{train.name}: every training label is {float(y.flat[0]):g}: there is nothing to learn, "
+    lo, hi = getattr(train, "label_range", None) or (np.min(train.y), np.max(train.y))     # (on disk: recorded)
+    if lo == hi:
+        raise E.DataError(f"{train.name}: every training label is {float(lo):g}: there is nothing to learn, "
                           "and every metric would look perfect; check the label column or the file")
 
 

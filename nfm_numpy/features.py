@@ -29,7 +29,8 @@ training (even a rare one) is never "unseen"; ``unseen`` decides only about
 values never seen in training.
 
 Also here: ``read_csv`` (comma or tab, sniffed; errors name file, line and
-column; a pipe or ``/dev/stdin`` is read as a stream), ``add_negatives``
+column; a pipe or ``/dev/stdin`` is read as a stream), ``read_csv_chunks`` (the
+same, in pieces of a file larger than memory; ``Encoder.fit_chunks`` fits on them), ``add_negatives``
 (implicit feedback, the way the NFM authors built Frappe from its log: for
 each used (user, item), n items that user never used, with the same
 context), ``split_rows`` (a seeded 70/20/10 split) and ``join`` (side
@@ -72,6 +73,8 @@ ALL = "*"                      # categorical="*": every column no other argument
 # A categorical column is "near-unique" when more than half of at least NEAR_UNIQUE_ROWS training rows hold
 # a value that occurs once: as a field it memorises rows (a timestamp, a row id) instead of learning.
 NEAR_UNIQUE_ROWS = 50
+# bucket edges are quantiles of at most this many values of a column (all of them, if there are no more)
+BUCKET_SAMPLE = 1_000_000
 # what a user's file may use as a delimiter by mistake: the hint of a wrong-delimiter error
 LIKELY_DELIMITERS = (",", ";", "\t", "|", ":", " ")
 # a path that names a descriptor already open (process substitution <(...), a shell pipe): read as a stream
@@ -354,22 +357,23 @@ def _line_of(data, at):
     return data.count(b"\n", 0, at) + 1
 
 
-def _decode(path, data, encoding):
-    """``data`` as text; a DataError naming the first line that is not text in ``encoding``."""
+def _decode(path, data, encoding, line=1):
+    """``data`` as text; a DataError naming the first line that is not text in ``encoding``. ``data``
+    starts on line ``line`` of the file (a byte-order mark is looked for on line 1 only)."""
     wide = encoding.startswith(("utf-16", "utf-32"))
     name = "UTF-8" if encoding.startswith("utf-8") else encoding
-    if not wide and data[:4] in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):     # (before UTF-16: FF FE 00 00)
+    if not wide and line == 1 and data[:4] in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):   # (before UTF-16)
         raise DataError(f"{path}: not {name} text: it starts with a UTF-32 byte-order mark; save it as UTF-8")
-    if not wide and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if not wide and line == 1 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DataError(f"{path}: not {name} text: it starts with a UTF-16 byte-order mark; save it as UTF-8")
     nul = -1 if wide else data.find(b"\0")
     if nul >= 0:                         # UTF-16 without a mark decodes as 'UTF-8' with a NUL every other byte
-        raise DataError(f"{path}, line {_line_of(data, nul)}: not {name} text (a NUL byte: perhaps "
+        raise DataError(f"{path}, line {_line_of(data, nul) + line - 1}: not {name} text (a NUL byte: perhaps "
                         "UTF-16); save it as UTF-8")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}, line {_line_of(data, e.start)}: not {name} text (byte "
+        raise DataError(f"{path}, line {_line_of(data, e.start) + line - 1}: not {name} text (byte "
                         f"0x{data[e.start]:02x}: {e.reason}); save it as UTF-8") from None
 
 
@@ -384,6 +388,15 @@ def _parse(text, path, delimiter):
         lines = np.arange(2, len(rows) + 2)
     else:                                           # quoted fields span lines: count them again
         lines = _row_lines(text, delim)
+    table = _table_of(header, rows, lines, path, delim)
+    if not len(table):
+        raise DataError(f"{path}: a header row and no data rows")
+    return table
+
+
+def _table_of(header, rows, lines, path, delim):
+    """A Table of parsed ``rows`` (lists of cells) starting on ``lines``; blank lines are dropped, and
+    a row whose number of fields differs from the header's is an error at its line."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     keep = lengths > 0                              # blank lines
     if not keep.all():
@@ -396,10 +409,80 @@ def _parse(text, path, delimiter):
         raise DataError(f"{path}, line {lines[i]}: {lengths[i]} fields, but the header has {len(header)} "
                         f"(delimiter {'tab' if delim == chr(9) else repr(delim)}; {bad.size} such rows)"
                         + (f"; {hint}" if hint else ""))
-    if not rows:
-        raise DataError(f"{path}: a header row and no data rows")
-    columns = {name: np.array(col, dtype=object) for name, col in zip(header, zip(*rows))}
+    columns = {name: np.array(col, dtype=object) if rows else np.zeros(0, dtype=object)
+               for name, col in zip(header, zip(*rows) if rows else [()] * len(header))}
     return Table(columns, lines, path, delimiter=delim)
+
+
+def read_csv_chunks(path, delimiter=None, rows=65536, encoding="utf-8-sig"):
+    """``read_csv`` in pieces, for files larger than memory: ``Table`` objects of at most ``rows``
+    rows each, in file order, each row with its own line; memory holds one piece at a time.
+
+    The same checks and messages as ``read_csv``. The file is read once, as a stream, line by
+    line in binary, so an error names its line exactly (text that is not in ``encoding``, a NUL
+    byte); ``encoding`` must be one where a line break is the byte 0x0A (UTF-8, Latin-1, ...;
+    not UTF-16 or UTF-32). A file with a header and no rows yields nothing after an error.
+    """
+    path = _path(path, "path")
+    delim = _delimiter(delimiter)
+    codec = _encoding(encoding)
+    rows = E.integer(rows, "rows", 1)
+    if codec.startswith(("utf-16", "utf-32")):
+        raise OptionError(f"{path}: reading in pieces needs an encoding whose line break is one byte (UTF-8, "
+                          f"Latin-1, ...), not {codec}; save the file as UTF-8")
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not OPEN_DESCRIPTOR.match(path):
+            raise DataError(_not_a_file(path, mode))
+        f = open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: {e.strerror or e}") from None
+    with f:
+        yield from _chunks(f, path, delim, codec, rows)
+
+
+def _chunks(f, path, delim, codec, rows):
+    line_no = 0
+
+    def text_lines():                            # each line decoded alone: an error names its line
+        nonlocal line_no, codec
+        for raw in f:
+            line_no += 1
+            yield _decode(path, raw, codec, line_no)
+            if line_no == 1 and codec == "utf-8-sig":
+                codec = "utf-8"                  # the mark may open the file only
+
+    limit = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    try:
+        lines = text_lines()
+        first = next(lines, "")
+        if not first.strip():
+            raise DataError(f"{path}: no header row (the file is empty or starts with a blank line)")
+        delim = delim or _sniff(first)
+        reader = csv.reader(itertools.chain([first], lines), delimiter=delim, strict=True)
+        try:
+            header = _header(next(reader), path, delim)
+            piece, starts, last, total = [], [], reader.line_num, 0
+            for row in reader:
+                if row:                          # (a blank line is no row)
+                    piece.append(row)
+                    starts.append(last + 1)
+                last = reader.line_num
+                if len(piece) == rows:
+                    table = _table_of(header, piece, np.array(starts, dtype=np.int64), path, delim)
+                    total += len(table)
+                    yield table
+                    piece, starts = [], []
+        except csv.Error as e:
+            raise DataError(f"{path}, line {last + 1}: {e}{_quote_hint(e)}") from None
+        table = _table_of(header, piece, np.array(starts, dtype=np.int64), path, delim)
+        if len(table) or not total:
+            if not len(table):
+                raise DataError(f"{path}: a header row and no data rows")
+            yield table
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _csv_rows(text, path, delim):
@@ -792,6 +875,50 @@ class Field:
         return 1 + self.vocab.size
 
 
+class _FieldFit:
+    """What fitting one field gathers from pieces of the rows: value counts (categorical, multi),
+    or count, mean and sum of squared deviations (numeric), or values for bucket edges: all of
+    them up to ``BUCKET_SAMPLE``, then a seeded uniform sample of that many (the values with the
+    smallest random keys, so the sample does not depend on how the rows were cut)."""
+
+    def __init__(self, field, starred):
+        self.field, self.starred = field, starred
+        self.counts = collections.Counter()
+        self.n, self.mean, self.m2, self.missing, self.width = 0, 0.0, 0.0, 0, 0
+        self._kept, self._keys = [], []
+        self._rng = np.random.default_rng(0)
+
+    def combine(self, n, mean, m2):
+        """Chan et al.'s pairwise update of (count, mean, sum of squared deviations); for the first
+        piece it is that piece's own numbers, exactly."""
+        if not self.n:
+            self.n, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+
+    def sample(self, seen):
+        self.n += seen.size
+        self._kept.append(seen)
+        self._keys.append(self._rng.random(seen.size))
+        if sum(k.size for k in self._keys) > 2 * BUCKET_SAMPLE:
+            self._shrink()
+
+    def _shrink(self):
+        keys, kept = np.concatenate(self._keys), np.concatenate(self._kept)
+        if keys.size > BUCKET_SAMPLE:
+            low = np.argpartition(keys, BUCKET_SAMPLE)[:BUCKET_SAMPLE]
+            keys, kept = keys[low], kept[low]
+        self._keys, self._kept = [keys], [kept]
+
+    def values(self):
+        self._shrink()
+        return self._kept[0]
+
+
 class Encoder:
     """Columns -> feature ids and values, learned from training rows.
 
@@ -866,45 +993,76 @@ class Encoder:
     def fit(self, data):
         """Learn vocabularies (and which values are rare), OOV ids, means and deviations, bucket
         edges from training rows."""
-        table = as_table(data)
-        if len(table) == 0:
-            raise DataError(f"{table.source}: no rows to fit an encoder on")
-        self.notes = []
-        fields, offset = [], 0
-        for name, kind, starred in self._columns(table):
-            f = Field(name, kind, offset)
-            if kind in ("categorical", "multi"):
-                self._fit_values(f, table, starred)
+        return self.fit_chunks([as_table(data)])
+
+    def fit_chunks(self, tables):
+        """``fit`` on training rows that come in pieces (e.g. ``read_csv_chunks``), holding one piece
+        and the counts at a time: memory grows with the number of distinct values, never of rows.
+
+        The result equals ``fit`` on all the rows at once: the same vocabularies, rare values and
+        counts; means and deviations combined exactly (Chan's pairwise update; equal to the last bit
+        for one piece, within rounding for several); bucket edges from every value while there are at
+        most ``BUCKET_SAMPLE`` of a column, else from a seeded uniform sample of that many.
+        """
+        acc, rows, source = None, 0, "data"
+        for table in tables:
+            table = as_table(table)
+            if acc is None:
+                source = table.source
+                acc = [_FieldFit(Field(name, kind), starred) for name, kind, starred in self._columns(table)]
             else:
-                self._fit_numbers(f, table)
+                names = [a.field.name for a in acc]
+                missing = [n for n in names if n not in table]
+                if missing:
+                    raise DataError(f"{table.source}: no column {missing[0]!r} in this piece of the rows")
+            for a in acc:
+                if a.field.kind in ("categorical", "multi"):
+                    self._count_values(a, table)
+                else:
+                    self._add_numbers(a, table)
+            rows += len(table)
+        if not rows:
+            raise DataError(f"{source}: no rows to fit an encoder on")
+        self.notes, offset = [], 0
+        for a in acc:
+            f = a.field
+            f.offset = offset
+            if f.kind in ("categorical", "multi"):
+                self._vocabulary(a, rows, source)
+            else:
+                self._statistics(a, source)
             offset += f.size
-            fields.append(f)
-        self.fields = fields
+        self.fields = [a.field for a in acc]
         return self
 
-    def _fit_values(self, f, table, starred):
-        """A categorical or multi-valued field's vocabulary (values seen at least min_count times,
-        most frequent first) and its rare values (seen, but fewer times: the OOV feature)."""
+    def _count_values(self, a, table):
+        """Add the rows of ``table`` to a categorical or multi-valued field's counts (and width)."""
+        f = a.field
         codes, texts = table.codes(f.name)
         per_text = np.bincount(codes, minlength=texts.size)                # rows holding each text
+        held = per_text > 0           # a table taken from a larger one shares its texts: only these rows' count
         if f.kind == "multi":
             f.sep = self.multi_valued[f.name]
-            cells = [_cell_values(t, f.sep) for t in texts.tolist()]
-            f.width = max(len(c) for c, k in zip(cells, per_text) if k)
-            counts = collections.Counter()
-            for c, k in zip(cells, per_text.tolist()):
+            cells = [_cell_values(t, f.sep) for t in texts[held].tolist()]
+            a.width = max(a.width, max(map(len, cells)))
+            for c, k in zip(cells, per_text[held].tolist()):
                 for v in c:
-                    counts[v] += k
+                    a.counts[v] += k
         else:
-            counts = dict(zip(texts.tolist(), per_text.tolist()))
-        # a table taken from a larger one shares its list of texts: keep only those these rows hold
-        counts = {v: c for v, c in counts.items() if c > 0}
+            a.counts.update(dict(zip(texts[held].tolist(), per_text[held].tolist())))
+
+    def _vocabulary(self, a, rows, source):
+        """A field's vocabulary (values seen at least min_count times, most frequent first) and its
+        rare values (seen, but fewer times: the OOV feature), from its counts."""
+        f, counts = a.field, a.counts
         kept = sorted(((v, c) for v, c in counts.items() if c >= self.min_count), key=lambda vc: (-vc[1], vc[0]))
         f.vocab = np.array([v for v, _ in kept], dtype=str) if kept else np.zeros(0, dtype=str)
         f.rare = np.array(sorted(v for v, c in counts.items() if c < self.min_count), dtype=str).reshape(-1)
         f.counts = {"values": len(counts), "rare": len(counts) - len(kept)}
-        if f.kind == "categorical":
-            self._near_unique(f.name, counts, len(table), table.source, starred)
+        if f.kind == "multi":
+            f.width = a.width                   # the most values in one training cell
+        else:
+            self._near_unique(f.name, counts, rows, source, a.starred)
 
     def _near_unique(self, name, counts, rows, source, starred):
         """A categorical column where most rows hold a value seen once (an id, a timestamp) lets the
@@ -921,29 +1079,50 @@ class Encoder:
                           f"its training rows by heart; --numeric {name} or --ignore {name} if it is an id, a "
                           "time or a number")
 
-    def _fit_numbers(self, f, table):
+    def _add_numbers(self, a, table):
+        """Add the rows of ``table`` to a numeric field's statistics: count, mean and sum of squared
+        deviations (combined with Chan's update), missing cells, and the values bucket edges need."""
+        f = a.field
         x = _numbers(table, f.name, self.missing)
         seen = x[~np.isnan(x)]
-        if seen.size == 0:
-            raise DataError(f"{table.source}: numeric column {f.name!r} has no values in the training rows")
+        a.missing += int(x.size - seen.size)
+        if not seen.size:
+            return
+        if f.kind == "buckets":
+            a.sample(seen)
+            return
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = seen.mean()
+            m2 = ((seen - mean) ** 2).sum()
+        if not (np.isfinite(mean) and np.isfinite(m2)):
+            # the sum of squares overflows only if some |x| exceeds half the square root of max / n
+            big = np.abs(x) > np.sqrt(np.finfo(np.float64).max / seen.size) / 2
+            r = table.first(big if big.any() else np.abs(x) == np.abs(seen).max())
+            raise DataError(f"{table.where(r)}: column {f.name!r} holds values too large to standardise "
+                            f"({x[r]:g} here; their squares overflow float64); rescale them, or use buckets "
+                            f"({f.name}:8)")
+        a.combine(seen.size, float(mean), float(m2))
+
+    def _statistics(self, a, source):
+        """A numeric field's mean and deviation, or its quantile bucket edges, from its statistics."""
+        f = a.field
+        if not a.n:
+            raise DataError(f"{source}: numeric column {f.name!r} has no values in the training rows")
         if f.kind == "numeric":
             with np.errstate(over="ignore", invalid="ignore"):
-                f.mean, f.sd = float(seen.mean()), float(seen.std())
+                f.mean, f.sd = a.mean, float(np.sqrt(a.m2 / a.n))
             if not (np.isfinite(f.mean) and np.isfinite(f.sd)):
-                # the sum of squares overflows only if some |x| exceeds half the square root of max / n
-                big = np.abs(x) > np.sqrt(np.finfo(np.float64).max / seen.size) / 2
-                r = table.first(big if big.any() else np.abs(x) == np.abs(seen).max())
-                raise DataError(f"{table.where(r)}: column {f.name!r} holds values too large to standardise "
-                                f"({x[r]:g} here; their squares overflow float64); rescale them, or use buckets "
-                                f"({f.name}:8)")
+                raise DataError(f"{source}: column {f.name!r} holds values too large to standardise (their "
+                                f"squares overflow float64); rescale them, or use buckets ({f.name}:8)")
             f.sd = f.sd if f.sd > 0 else 1.0
         else:
+            seen = a.values()
             # no more buckets than distinct values (quantiles of a few values differ only by
             # rounding, and would each make a feature of their own)
             n_buckets = min(self.numeric[f.name], np.unique(seen).size)
             q = np.linspace(0, 1, n_buckets + 1)[1:-1]
             f.edges = np.unique(np.quantile(seen, q))
-        f.counts = {"missing": int(np.isnan(x).sum())}
+        f.counts = {"missing": a.missing}
 
     @property
     def n_features(self):
@@ -955,7 +1134,7 @@ class Encoder:
             raise E.InputError("the encoder is not fitted yet: call fit(training rows) first")
 
     # ---------------------------------------------------------------- transform
-    def transform(self, data, unseen="oov", labels=True):
+    def transform(self, data, unseen="oov", labels=True, widths=None):
         """Rows -> ``(idx, val, y, n_unseen)``: padded (N, F) int64 ids and float64 values, the
         labels (None without a label column, or with ``labels`` false: then the label column is
         not read at all) and how many cells held a value never seen in training.
@@ -963,7 +1142,8 @@ class Encoder:
         A value seen in training, even one rarer than ``min_count``, is not unseen: a rare value
         goes to its field's OOV feature, which training learned from. ``unseen`` decides about the
         others: 'oov' (the field's OOV feature), 'ignore' (x = 0, as if absent) or 'error' (a
-        ``DataError`` naming the file, line and column).
+        ``DataError`` naming the file, line and column). ``widths`` (column -> entries) pads a
+        multi-valued field to at least that many entries a row (rows read in pieces share one width).
         """
         self._need_fit()
         table = as_table(data)
@@ -976,7 +1156,7 @@ class Encoder:
             if f.name not in table:
                 raise DataError(f"{table.no_column(f.name)} (the model was trained with columns "
                                 f"{_names(g.name for g in self.fields)})")
-            ids, val, k = self._encode(f, table, unseen)
+            ids, val, k = self._encode(f, table, unseen, (widths or {}).get(f.name, 0))
             n_unseen += k
             blocks_i.append(ids)
             blocks_v.append(val)
@@ -988,7 +1168,7 @@ class Encoder:
                 raise DataError(f"{table.where(table.first(np.isnan(y)), self.label)}: the label is missing")
         return idx, val, y, n_unseen
 
-    def _encode(self, f, table, unseen):
+    def _encode(self, f, table, unseen, width=0):
         """One field of every row: (ids (N, w), values (N, w), cells never seen in training)."""
         n = len(table)
         if f.kind == "numeric":
@@ -1010,7 +1190,7 @@ class Encoder:
             ids, val = tid[codes][:, None], np.ones((n, 1))
         else:
             cells = [_cell_values(t, f.sep) for t in texts.tolist()]
-            width = max(f.width, max(len(c) for c in cells))
+            width = max(f.width, width, max(len(c) for c in cells))
             tid = np.full((texts.size, width), -2, dtype=np.int64)          # -2: no entry
             tval = np.zeros((texts.size, width))
             for j, c in enumerate(cells):
@@ -1337,13 +1517,13 @@ def _precision_note(table, label, y, dtype, wider):
 
 
 def _dataset(enc, table, name, loss, dtype, unseen="oov", need_y=True, positive=None, classes=None,
-             wider="--dtype float64"):
+             wider="--dtype float64", widths=None):
     """``(Dataset, n_unseen, classes, rounded)`` of a table in ``enc``'s feature space. Labels and values
     are computed in float64, checked against ``dtype`` (naming file, line and column), then cast;
     ``rounded`` is a note when float32 rounds whole-number labels ('' if not). ``wider`` says how to get
     float64 (train: --dtype float64; a saved float32 model: train it again so). Without ``need_y`` the
     label column is not read at all (a prediction sheet may hold anything there)."""
-    idx, val, _, n_unseen = enc.transform(table, unseen, labels=False)
+    idx, val, _, n_unseen = enc.transform(table, unseen, labels=False, widths=widths)
     note = ""
     if need_y:
         if enc.label is None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import backend as B, errors as E, metrics as M, optim
 from .data import Dataset, binary_labels, fit_dtype
+from .ondisk import DiskDataset
 from .outputs import check_output, write_atomically
 from .threads import blas_threads, check as check_threads
 
@@ -102,6 +103,8 @@ def predictions(model, data, chunk=16384, scores=False):
     n = model.config["n_features"]
     if data.n_features > n:
         raise E.DataError(f"{data.name}: its ids span {data.n_features} features, the model has {n}")
+    if isinstance(data, DiskDataset):           # a piece at a time
+        return np.concatenate([predictions(model, piece, chunk, scores) for piece in data.pieces()])
     if np.dtype(data.val.dtype).itemsize > np.dtype(model.config["dtype"]).itemsize:     # float64 rows, float32 model
         fit_dtype(np.dtype(model.config["dtype"]), data.name, val=data.val)
     if B.get_xp(data.idx) is not model.xp:
@@ -169,8 +172,9 @@ class _StopOnSignal:
 
 def _prepare_split(model, split, log):
     """Check the parts against the model; for the log loss, labels as 0/1 (-1/1 mapped)."""
-    parts = (split,) if isinstance(split, Dataset) else tuple(split) if isinstance(split, tuple) else ()
-    if len(parts) not in (1, 3) or not all(isinstance(p, Dataset) for p in parts):
+    rows = (Dataset, DiskDataset)
+    parts = (split,) if isinstance(split, rows) else tuple(split) if isinstance(split, tuple) else ()
+    if len(parts) not in (1, 3) or not all(isinstance(p, rows) for p in parts):
         raise E.OptionTypeError("split must hold three Datasets (train, valid, test), e.g. datasets.Split, "
                                 "or be one Dataset (training without validation)")
     n = model.config["n_features"]
@@ -181,6 +185,9 @@ def _prepare_split(model, split, log):
         return parts
     out, notes = [], set()
     for p in parts:
+        if isinstance(p, DiskDataset):           # its labels were made 0/1 when the cache was written
+            out.append(p)
+            continue
         y, note = binary_labels(B.to_numpy(p.y), p.name)
         notes.add(note)
         out.append(p.with_labels(y.astype(p.y.dtype)) if note else p)
@@ -262,9 +269,9 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     if early_stop and not has_valid:
         raise E.OptionError("early_stop needs a validation set: pass a Split (train, valid, test)")
     same_test = has_valid and split[2] is split[1]       # e.g. the estimators' held-out rows: score them once
-    if model.config["loss"] == "square":
-        y = B.to_numpy(parts[0].y)
-        model.label_range = (float(y.min()), float(y.max()))      # predictions are clipped to it when scored
+    if model.config["loss"] == "square":                          # predictions are clipped to it when scored
+        y = None if isinstance(parts[0], DiskDataset) else B.to_numpy(parts[0].y)
+        model.label_range = parts[0].label_range if y is None else (float(y.min()), float(y.max()))
     xp, dev = model.xp, model.device
     dtype = np.dtype(model.config["dtype"])
     train, valid, test = [d.to(xp, dev, dtype) for d in parts] + [None] * (3 - len(parts))
@@ -274,7 +281,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     hist = History("rmse" if loss_name == "square" else "logloss")
     rng = np.random.default_rng(seed)
     N, Bsz = len(train), batch_size
-    steps = N // Bsz
+    steps = train.steps(Bsz) if isinstance(train, DiskDataset) else N // Bsz
     if steps == 0:
         raise E.OptionError(f"batch_size {Bsz} is larger than the training set ({N} rows)")
     if progress is None:
@@ -285,14 +292,10 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
         with _StopOnSignal() as stop, blas_threads(threads):
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
-                # shuffle once per epoch (three gathers of the whole set), then take contiguous slices:
-                # cheaper than three small gathers per step
-                perm = B.to_device(rng.permutation(N)[: steps * Bsz], xp, dev)      # (steps * B,)
-                shuffled = train.batch(perm)
-                w = shuffled.weight
                 total, overflow = 0.0, None
-                for step in _bar(range(steps), progress, f"epoch {epoch}"):
-                    i = step * Bsz
+                for step, (shuffled, i) in enumerate(_bar(_batches(train, rng, Bsz, xp, dev, dtype), progress,
+                                                          f"epoch {epoch}", steps)):
+                    w = shuffled.weight
                     try:
                         loss, grads = model._loss_and_grads(
                             shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
@@ -304,7 +307,7 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
                         batch = (shuffled.idx[i:i + Bsz, ...], shuffled.val[i:i + Bsz, ...],
                                  shuffled.y[i:i + Bsz, ...], None if w is None else w[i:i + Bsz, ...])
                         if epoch == 1 and step == 0:       # no update yet: the input, not the step size
-                            _overflow_at_start(model, train, loss)
+                            _overflow_at_start(model, train, loss, batch)
                         _overflow_in_batch(model, initial, batch, train.name, loss, epoch, step + 1)
                         what = overflow or f"the loss is {loss}"
                         hist.outcome, hist.stopped = "diverged", f"{what} at epoch {epoch}, batch {step + 1} of {steps}"
@@ -374,12 +377,13 @@ def fit(model, split, optimizer="adagrad", lr=0.05, batch_size=128, epochs=200, 
     return hist
 
 
-def _overflow_at_start(model, train, loss):
+def _overflow_at_start(model, train, loss, batch):
     """The loss is not finite on the first batch, before any update: no learning rate is to blame.
-    Say which input is too large for the model's dtype."""
+    Say which input is too large for the model's dtype (of the set in memory; on disk, of the batch)."""
+    val, y, w = batch[1:] if isinstance(train, DiskDataset) else (train.val, train.y, train.weight)
     raise E.DataError(f"{train.name}: the loss is {loss} on the first batch at the initial weights, before any "
                       f"update: the inputs overflow the model's {model.config['dtype']} "
-                      f"{_sizes(model, train.val, train.y, train.weight, '')}")
+                      f"{_sizes(model, val, y, w, '')}")
 
 
 def _overflow_in_batch(model, initial, batch, name, loss, epoch, step):
@@ -414,11 +418,32 @@ def _sizes(model, val, y, weight, scope):
     return f"({sizes}); scale them down{hint}"
 
 
-def _bar(it, enabled, desc):
+def _batches(train, rng, Bsz, xp, dev, dtype):
+    """``(shuffled rows, i)`` for each batch of an epoch: the batch is rows i to i + Bsz.
+
+    In memory: the set shuffled once (three gathers of the whole set), then contiguous slices,
+    cheaper than three small gathers per step. On disk (``ondisk.DiskDataset``): each shard, in a
+    random order, shuffled, moved to the model's device and dtype; one shard is the same as in memory.
+    """
+    if isinstance(train, DiskDataset):
+        for block in train.shuffled_blocks(rng, Bsz):
+            idx, val, y = (B.to_device(a, xp, dev) for a in block[:3])
+            moved = type(block)(idx, B.astype(val, dtype), B.astype(y, dtype), None)
+            for i in range(0, len(block.y) // Bsz * Bsz, Bsz):
+                yield moved, i
+        return
+    steps = len(train) // Bsz
+    perm = B.to_device(rng.permutation(len(train))[: steps * Bsz], xp, dev)      # (steps * B,)
+    shuffled = train.batch(perm)
+    for step in range(steps):
+        yield shuffled, step * Bsz
+
+
+def _bar(it, enabled, desc, total=None):
     if not enabled:
         return it
     from tqdm.auto import tqdm
-    return tqdm(it, desc=desc, leave=False, mininterval=0.5)
+    return tqdm(it, desc=desc, leave=False, mininterval=0.5, total=total)
 
 
 def pretrain_fm(nfm, split, keep_prob=None, log=print, **fit_kw):

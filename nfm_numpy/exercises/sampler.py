@@ -1,0 +1,154 @@
+r"""Checker for notebook 9: one Gibbs draw of a one-hot field's linear weights, with the residual update.
+
+The learner's ``draw_w_field(w, e, feat, x, alpha, lam, mu, z) -> (w_new, e_new)`` draws every w_i of
+one field from its Gaussian conditional (``nfm_numpy.bayes``, module notes 2-3):
+
+.. math::
+    P_i = \alpha \sum_{r: i} x_r^2 + \lambda, \qquad
+    m_i = \frac{\alpha \sum_{r: i} x_r (e_r + w_i x_r) + \lambda \mu}{P_i}, \qquad
+    w_i^{new} = m_i + z_i / \sqrt{P_i},
+
+(sums over the rows r that hold feature i), then moves each row's residual by its feature's change,
+e_r <- e_r - (w^{new}_i - w_i) x_r.
+
+Why the standard normals ``z`` are an argument: with them the draw is a deterministic function,
+so it can be compared with the exact conditional to rounding (1e-9) on one call, where a test of
+random draws would need thousands of them and a statistical tolerance that lets small slips
+through. And it tells apart the two halves of a Gaussian: the checker calls the function with z = 0
+(the output is the conditional mean) and z = 1 (the output minus the mean is the standard deviation
+1/sqrt(P)), and says which of the two is wrong before it compares the draw and the residuals.
+"""
+import numpy as np
+
+from ..gradcheck import rel_error
+from .harness import _compare, _run
+
+
+def _field_cases():
+    """(description, (w, e, feat, x, alpha, lam, mu, z)): repeated rows per feature, a feature in no
+    row, rows that hold none of the field's features (x = 0), real and negative x, mu != 0, lam != 1."""
+    rng = np.random.default_rng(9)
+    out = []
+    for n_b, N, one_hot, desc in ((5, 14, False, "5 features, 14 rows, real x (some 0: the row holds none), "
+                                                  "feature 4 in no row"),
+                                  (7, 40, True, "7 features, 40 rows, one-hot x = 1, feature 6 in no row"),
+                                  (12, 60, False, "12 features, 60 rows, real x, feature 11 in no row")):
+        feat = rng.integers(0, n_b - 1, N)                                   # the last feature: no row
+        x = np.ones(N) if one_hot else rng.uniform(-2.0, 2.0, N)
+        if not one_hot:
+            x[::5] = 0.0                                                     # rows without the field
+        w, e, z = rng.standard_normal(n_b), rng.standard_normal(N), rng.standard_normal(n_b)
+        alpha, lam, mu = float(rng.uniform(1.5, 4.0)), float(rng.uniform(2.0, 5.0)), float(rng.uniform(0.3, 0.8))
+        out.append((desc, (w, e, feat, x, alpha, lam, mu, z)))
+    return out
+
+
+def _reference(w, e, feat, x, alpha, lam, mu, z):
+    """The exact conditional, one feature at a time with a loop over its rows (an independent oracle)."""
+    w_new = w.copy()
+    for i in range(w.shape[0]):
+        rows = np.flatnonzero(feat == i)
+        h = x[rows]                                                          # h_{w_i} = x_i in each row
+        resid = e[rows] + w[i] * h                                           # y - g: e plus w_i's own part
+        prec = alpha * float(h @ h) + lam
+        w_new[i] = (alpha * float(h @ resid) + lam * mu) / prec + z[i] / np.sqrt(prec)
+    e_new = e.copy()
+    for r in range(e.shape[0]):
+        e_new[r] -= (w_new[feat[r]] - w[feat[r]]) * x[r]
+    return w_new, e_new
+
+
+def _implied(fn):
+    """A function of the case that returns (mean, 1/sqrt(precision), w_new, e_new) from three calls of ``fn``."""
+    def run(w, e, feat, x, alpha, lam, mu, z):
+        def call(zz):
+            return fn(w.copy(), e.copy(), feat.copy(), x.copy(), alpha, lam, mu, zz.copy())
+        mean = np.asarray(call(np.zeros_like(z))[0], dtype=np.float64)
+        sd = np.asarray(call(np.ones_like(z))[0], dtype=np.float64) - mean
+        w_new, e_new = call(z)
+        return mean, sd, w_new, e_new
+    return run
+
+
+def _wrong_versions():
+    """The typical mistakes, each written out in full (its residuals follow its own w)."""
+    def make(counts=np.bincount, h_is_x=True, old=True, prior_mean=True, prior_var=False, noise="sd",
+             update="x"):
+        def draw(w, e, feat, x, alpha, lam, mu, z):
+            h = x if h_is_x else np.ones_like(x)
+            xx = counts(feat, h * h, w.shape[0])
+            he = counts(feat, h * e, w.shape[0])
+            lam_used = 1.0 / lam if prior_var else lam
+            prec = alpha * xx + lam_used
+            num = alpha * (he + (w * xx if old else 0.0)) + (lam_used * mu if prior_mean else 0.0)
+            mean = num / prec
+            w_new = mean + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec)}[noise]
+            change = (w_new - w)[feat]
+            e_new = {"x": e - change * x, "no x": e - change, "none": e.copy()}[update]
+            return w_new, e_new
+        return draw
+
+    def bincount(feat, v, n):
+        return np.bincount(feat, weights=v, minlength=n)
+
+    def buffered(feat, v, n):
+        out = np.zeros(n)
+        out[feat] += v                                                       # keeps one row per feature
+        return out
+
+    return {"prior mean": [make(bincount, prior_mean=False)],
+            "prior variance": [make(bincount, prior_var=True)],
+            "old value": [make(bincount, old=False)],
+            "noise scale": [make(bincount, noise="var"), make(bincount, noise="times")],
+            "h = 1": [make(bincount, h_is_x=False)],
+            "repeated rows": [make(buffered)],
+            "no residual update": [make(bincount, update="none")],
+            "residual without x": [make(bincount, update="no x")]}
+
+
+HINTS = {
+    "prior mean": "the prior's mean is missing: the numerator is alpha sum_r h_r (y_r - g_r) + lambda mu "
+                  "(with mu != 0 the mean moves towards it)",
+    "prior variance": "the prior N(mu, 1/lambda) enters with its precision lambda, not its variance 1/lambda: "
+                      "P = alpha sum_r h_r^2 + lambda, and lambda mu in the numerator",
+    "old value": "y_r - g_r is the residual with w_i's own part added back: e_r + w_i x_r (e holds y - yhat, "
+                 "and yhat includes the old w_i), so the numerator needs alpha (sum_r x_r e_r + w_i sum_r x_r^2)",
+    "noise scale": "the draw is mean + z / sqrt(P): z is scaled by the standard deviation 1/sqrt(P), "
+                   "not by the variance 1/P, nor by sqrt(P) (P is a precision)",
+    "h = 1": "h for w_i is x_i, not 1: the sums are sum_r x_r^2 and sum_r x_r e_r over the rows of feature i "
+             "(with one-hot x = 1 they agree; with real x they do not)",
+    "repeated rows": "a feature's rows are not all summed: xx[feat] += ... keeps one row per feature (NumPy "
+                     "buffers repeated indices); use np.bincount(feat, weights=..., minlength=len(w)) or "
+                     "np.add.at",
+    "no residual update": "the residuals were not updated: every row of feature i moves by the change of its "
+                          "prediction, e_r <- e_r - (w_new_i - w_i) x_r, or the next draw reads stale residuals",
+    "residual without x": "the residual moves by the change of the prediction, (w_new_i - w_i) x_r: multiply "
+                          "the change by the row's x",
+}
+
+
+def _close_all(got, want):
+    try:
+        return len(got) == len(want) and all(
+            np.shape(g) == np.shape(w) and rel_error(np.asarray(g, dtype=np.float64), w) < 1e-6
+            for g, w in zip(got, want))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_draw_w_field(draw_w_field):
+    """``draw_w_field(w, e, feat, x, alpha, lam, mu, z) -> (w_new, e_new)``: the Gibbs draw of one
+    one-hot field's weights w (n_b,) given the residuals e (N,), each row's feature ``feat`` (N,) and
+    value ``x`` (N,), the noise precision alpha, the prior N(mu, 1/lam) and standard normals z (n_b,)."""
+    cases = _field_cases()
+    run = _implied(draw_w_field)
+    reference = _implied(_reference)
+    wrong = _wrong_versions()
+    hints = [(lambda got, want, a, fns=fns: any(_close_all(got, _implied(f)(*a)) for f in fns), HINTS[key])
+             for key, fns in wrong.items()]
+    names = ["conditional mean (your w_new with z = 0)",
+             "conditional standard deviation 1/sqrt(P) (your w_new(z=1) - w_new(z=0))",
+             "w_new", "e_new (the residuals after the draw)"]
+    return _run("draw_w_field", run, cases, reference, _compare(names), hints,
+                "repeated rows per feature, a feature in no row, rows without the field, real and one-hot x, "
+                "mu != 0, lambda != 1")

@@ -11,13 +11,14 @@ expected and actual values and a hint, and returns a ``Result``
 ``NotImplementedError`` is reported as "not implemented yet" and nothing
 breaks, so a notebook with its stubs runs from top to bottom.
 
-One module per topic (``fm``, ``deep``, ``optimizers``, ``gradients``, ``sampler``) holds its
+One module per topic (``fm``, ``deep``, ``optimizers``, ``gradients``, ``sampler``, ``network``) holds its
 checkers; ``harness`` holds what they share. ``EXERCISES`` maps each exercise's function name to its checker.
 """
 from .deep import check_affine_backward, check_batchnorm_backward
 from .fm import check_bi_interaction_backward, check_fm_pairwise, check_scatter_rows
 from .gradients import check_central_difference
 from .harness import TOL, Result
+from .network import check_nfm_backward
 from .optimizers import check_adagrad_rows
 from .sampler import check_draw_w_field
 
@@ -29,6 +30,7 @@ EXERCISES = {
     "batchnorm_backward": check_batchnorm_backward,
     "affine_backward": check_affine_backward,
     "central_difference": check_central_difference,
+    "nfm_backward": check_nfm_backward,
     "draw_w_field": check_draw_w_field,
 }
 

@@ -1,0 +1,214 @@
+"""Notebook 4, "the whole network by hand": your backward pass of NFM-1, one line per operation.
+
+``cmp(name, mine, reference)`` compares one array with the package's (exact, close, largest
+difference), as in Karpathy's "backprop ninja". ``check_nfm_backward(nfm_backward)`` runs your
+whole backward on hard batches, walks the gradients in backward order (from the loss to the
+embedding table) and reports the first one that is wrong, with a hint for the classic mistakes.
+
+Your function is called as ``nfm_backward(v, p)``: ``v`` holds every intermediate of the forward
+pass by the names of ``BACKWARD_ORDER`` (and ``idx``, ``val``, ``y``, ``eps``, the 0/1 dropout masks
+``mask0``, ``mask1`` with their keep probabilities ``keep0``, ``keep1``), ``p`` the parameters; it
+returns ``{name: d loss / d v[name]}``: with one variable ``d<name>`` per gradient, the last line
+``return {key[1:]: x for key, x in locals().items() if key.startswith("d")}`` builds it.
+The reference is ``nfm_numpy.one_step.forward_backward``: the package's own layers.
+"""
+import copy
+
+import numpy as np
+
+from .. import layers, one_step
+from ..gradcheck import rel_error
+from .harness import TOL, Result, _cases, _say
+
+# Every gradient, in the order the backward pass computes them (the forward's lines reversed).
+BACKWARD_ORDER = ("err", "yhat", "out", "lin", "z1", "h", "r1", "bn1",
+                  "scaled1", "beta1", "xhat1", "gamma1", "rstd1", "var1", "xc1", "mu1", "a1",
+                  "z0", "W1", "b1", "bn0",
+                  "scaled0", "beta0", "xhat0", "gamma0", "rstd0", "var0", "xc0", "mu0", "f_bi",
+                  "s2", "q", "s", "E2", "E", "V_idx", "V", "lin_terms", "w0", "w_idx", "w")
+
+# The forward line(s) that use each intermediate: its gradient comes back through them.
+USED_BY = {"err": "loss = 0.5 * (err ** 2).sum()", "yhat": "err = yhat - y", "out": "yhat = lin + out",
+           "lin": "yhat = lin + out", "z1": "out = z1 @ h", "h": "out = z1 @ h", "r1": "z1 = r1 * mask1 / keep1",
+           "bn1": "r1 = np.maximum(bn1, 0)", "a1": "xc1 = a1 - mu1 and mu1 = a1.mean(0)",
+           "z0": "a1 = z0 @ W1 + b1", "W1": "a1 = z0 @ W1 + b1", "b1": "a1 = z0 @ W1 + b1",
+           "bn0": "z0 = bn0 * mask0 / keep0", "f_bi": "xc0 = f_bi - mu0 and mu0 = f_bi.mean(0)",
+           "s2": "f_bi = 0.5 * (s2 - q)", "q": "f_bi = 0.5 * (s2 - q)", "s": "s2 = s * s", "E2": "q = E2.sum(1)",
+           "E": "s = E.sum(1) and E2 = E * E", "V_idx": "E = val[:, :, None] * V_idx", "V": "V_idx = V[idx]",
+           "lin_terms": "lin = w0 + lin_terms.sum(1)", "w0": "lin = w0 + lin_terms.sum(1)",
+           "w_idx": "lin_terms = val * w_idx", "w": "w_idx = w[idx]"}
+for _l, _x in ((0, "f_bi"), (1, "a1")):
+    USED_BY.update({f"scaled{_l}": f"bn{_l} = scaled{_l} + beta{_l}",
+                    f"beta{_l}": f"bn{_l} = scaled{_l} + beta{_l}",
+                    f"xhat{_l}": f"scaled{_l} = gamma{_l} * xhat{_l}",
+                    f"gamma{_l}": f"scaled{_l} = gamma{_l} * xhat{_l}",
+                    f"rstd{_l}": f"xhat{_l} = xc{_l} * rstd{_l}",
+                    f"var{_l}": f"rstd{_l} = (var{_l} + eps) ** -0.5",
+                    f"xc{_l}": f"xhat{_l} = xc{_l} * rstd{_l} and var{_l} = (xc{_l} ** 2).mean(0)",
+                    f"mu{_l}": f"xc{_l} = {_x} - mu{_l}"})
+
+HINTS = {
+    "sum": "{name} was broadcast over the rows of the batch in the forward pass (one {shape} for all B rows): "
+           "its gradient adds up the rows' contributions, a .sum(0)",
+    "plus": "{name} is used twice ({uses}): its gradient is the sum of the two paths, but one of them is "
+            "missing: the second line must add to the first (d{name} += ...), not replace it (d{name} = ...)",
+    "bn_var": "batch norm's variance term is missing: {name} also feeds var{l} = ({name} ** 2).mean(0), "
+              "so add dvar{l} * 2 * {name} / B to d{name}",
+    "bn_mean": "batch norm's mean term is missing: {name} also feeds mu{l} = {name}.mean(0), so add "
+               "dmu{l} / B to every row of d{name}",
+    "mask": "dropout's mask is missing: {name} reached the next layer as {name} * mask{l} / keep{l}, so its "
+            "gradient is multiplied by the same mask{l} / keep{l} (the dropped units get 0)",
+    "scale": "dropout's rescaling is missing: the forward divided by keep{l}, so the backward divides by "
+             "keep{l} too: d{name} = dz{l} * mask{l} / keep{l}",
+    "relu": "the ReLU passes the gradient only where its input was positive: multiply by (bn1 > 0)",
+    "scatter": "repeated ids: d{name}[idx] += ... keeps only one occurrence of each id (NumPy buffers the "
+               "update); use np.add.at(d{name}, idx, d{name}_idx), which adds every occurrence",
+    "transpose": "d{name} must have {name}'s shape {shape}: check which side of the product is transposed",
+    "copy": "{uses} summed over an axis: its gradient copies the upstream gradient along that axis, "
+            "e.g. dq[:, None, :] * np.ones_like(E2) has E2's shape",
+    "line": "d{name} comes back through {uses}: the upstream gradient of that line times the line's "
+            "derivative with respect to {name}",
+}
+
+ATOL = 1e-12        # absolute differences below this are rounding (the gradients here are of order 0.01 to 10)
+PARAMS = ("w0", "w", "V", "gamma0", "beta0", "W1", "b1", "gamma1", "beta1", "h")
+
+
+def dense(grad, like):
+    """A ``layers.RowGrad`` as the full table (the shape of ``like``); other arrays as they are."""
+    return grad.to_dense(like.shape[0]) if isinstance(grad, layers.RowGrad) else np.asarray(grad, np.float64)
+
+
+def cmp(name, mine, reference):
+    """Print whether ``mine`` equals ``reference`` exactly, is close (relative error below 1e-9, or
+    every difference below 1e-12), and the largest absolute difference; returns True when close."""
+    reference = dense(reference, np.asarray(mine))
+    mine = np.asarray(mine, dtype=np.float64)
+    if mine.shape != reference.shape:
+        print(f"{name:<10} | shape {mine.shape}, expected {reference.shape}")
+        return False
+    exact = bool(np.array_equal(mine, reference))
+    close = _agree(mine, reference)
+    print(f"{name:<10} | exact: {exact!s:<5} | close: {close!s:<5} | max difference: "
+          f"{float(np.max(np.abs(mine - reference), initial=0.0)):.1e}")
+    return close
+
+
+def _agree(mine, want):
+    """Relative error below TOL, or every difference below ATOL: a gradient that is 0 in exact arithmetic
+    (db1, under batch norm) is rounding noise of 1e-17 on both sides, with no relative error to speak of."""
+    return rel_error(mine, want) < TOL or float(np.max(np.abs(mine - want), initial=0.0)) < ATOL
+
+
+def _network_cases():
+    """(description, batch, params, keep, seed): one_step's tiny problem, then batches with ids
+    repeated within and across rows, padding, real values and random parameters (float64)."""
+    batch, params = one_step.tiny_problem()
+    cases = [("one_step.tiny_problem(): B=4, F=3, n=7, k=4, d=5", batch, params, (0.8, 0.5), 1)]
+    rng = np.random.default_rng(19)
+    n, k, d = 40, 3, 4
+    for desc, idx, val in _cases(19, n=n, rows=(6, 9), entries=(4,)):
+        p = dict(w0=np.array(rng.normal()), w=rng.normal(0, 0.5, n), V=rng.normal(0, 0.5, (n, k)),
+                 gamma0=rng.uniform(0.5, 1.5, k), beta0=rng.normal(0, 0.3, k), W1=rng.normal(0, 0.7, (k, d)),
+                 b1=rng.normal(0, 0.3, d), gamma1=rng.uniform(0.5, 1.5, d), beta1=rng.normal(0, 0.3, d),
+                 h=rng.normal(0, 0.7, d))
+        cases.append((f"{desc}, n={n}, k={k}, d={d}, keep (0.7, 0.6)",
+                       dict(idx=idx, val=val, y=rng.choice([-1.0, 1.0], idx.shape[0])), p, (0.7, 0.6),
+                       int(rng.integers(1000))))
+    return cases
+
+
+def _near(got, alt):
+    """``got`` equals ``alt`` (broadcast to its shape if need be) to 1e-6."""
+    try:
+        got = np.broadcast_to(np.asarray(got, dtype=np.float64), np.shape(alt))
+    except ValueError:
+        return False
+    return rel_error(got, alt) < 1e-6
+
+
+def _hint(name, got, want, v, g):
+    """The hint for the first wrong gradient ``name`` (got is the learner's, want the reference)."""
+    got = np.asarray(got, dtype=np.float64)
+    l = name[-1]
+    fill = dict(name=name, shape=want.shape, uses=USED_BY.get(name, name), l=l)
+    B = v["idx"].shape[0]
+    if got.ndim == want.ndim + 1 and got.shape[0] == B and _near(got.sum(0), want):
+        return HINTS["sum"].format(**fill)
+    if want.ndim == 2 and got.shape == want.shape[::-1] and got.shape != want.shape:
+        return HINTS["transpose"].format(**fill)
+    if name in ("xc0", "xc1"):
+        direct, via_var = g[f"xhat{l}"] * v[f"rstd{l}"], g[f"var{l}"] * 2 * v[name] / B
+        if _near(got, direct):
+            return HINTS["bn_var"].format(**fill)
+        if _near(got, via_var):
+            return HINTS["plus"].format(**fill)
+    if name in ("f_bi", "a1"):
+        l = "0" if name == "f_bi" else "1"
+        fill["l"] = l
+        if _near(got, g[f"xc{l}"]):
+            return HINTS["bn_mean"].format(**fill)
+        if _near(got, np.broadcast_to(g[f"mu{l}"] / B, want.shape)):
+            return HINTS["plus"].format(**fill)
+    if name == "E" and (_near(got, np.broadcast_to(g["s"][:, None, :], want.shape))
+                        or _near(got, 2 * v["E"] * g["E2"])):
+        return HINTS["plus"].format(**fill)
+    if name in ("r1", "bn0"):
+        l = "1" if name == "r1" else "0"
+        fill["l"] = l
+        upstream = g[f"z{l}"]
+        if _near(got, upstream) or _near(got, upstream / v[f"keep{l}"]):
+            return HINTS["mask"].format(**fill)
+        if _near(got, upstream * v[f"mask{l}"]):
+            return HINTS["scale"].format(**fill)
+    if name == "bn1" and _near(got, g["r1"]):
+        return HINTS["relu"]
+    if name in ("V", "w"):
+        buffered = np.zeros_like(want)
+        buffered[v["idx"]] += g[f"{name}_idx"]
+        if _near(got, buffered):
+            return HINTS["scatter"].format(**fill)
+    if got.ndim == want.ndim - 1:
+        return HINTS["copy"].format(**fill)
+    return HINTS["line"].format(**fill)
+
+
+def check_nfm_backward(nfm_backward):
+    """``nfm_backward(v, p) -> {name: gradient}``: the whole backward pass of NFM-1 by hand.
+
+    Walks ``BACKWARD_ORDER`` and reports the first gradient that is missing or wrong, with a hint."""
+    name_ = "nfm_backward"
+    cases = _network_cases()
+    for i, (desc, batch, params, keep, seed) in enumerate(cases, start=1):
+        _, v, g = one_step.forward_backward(batch, params, keep, seed)
+        try:
+            got = nfm_backward(copy.deepcopy(v), copy.deepcopy(params))
+        except NotImplementedError as e:
+            return _say(Result(name_, "not implemented", f"{name_}: not implemented yet ({e or 'the stub raises'}); "
+                                                        "write it above and run this cell again"))
+        except Exception as e:   # a learner's bug: report it, do not stop the notebook
+            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
+                                              f"{type(e).__name__}: {e}"))
+        if not isinstance(got, dict):
+            return _say(Result(name_, "fail", f"{name_}: return a dict {{name: gradient}}, "
+                                              f"got {type(got).__name__}"))
+        for j, name in enumerate(BACKWARD_ORDER):
+            right = f"the {j} before it are right" if j else "it is the first"
+            if name not in got:
+                return _say(Result(name_, "fail", f"{name_}: no gradient for '{name}' yet ({right}); next, "
+                                                  f"its gradient comes back through {USED_BY[name]}"))
+            want = dense(g[name], params[name] if name in PARAMS else v[name])
+            mine = np.asarray(got[name], dtype=np.float64)
+            if mine.shape != want.shape:
+                problem = f"d{name} has shape {mine.shape}, expected {want.shape}"
+            elif not _agree(mine, want):
+                at = np.unravel_index(np.argmax(np.abs(mine - want)), want.shape) if want.ndim else ()
+                problem = (f"d{name}: relative error {rel_error(mine, want):.1e} (should be below {TOL:g}); "
+                           f"at {tuple(map(int, at))} expected {want[at]:.6g}, got {mine[at]:.6g}")
+            else:
+                continue
+            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): the first wrong gradient, "
+                                              f"walking back from the loss, is d{name} ({right}): {problem}"
+                                              f"\n  hint: {_hint(name, mine, want, v, g)}"))
+    return _say(Result(name_, "pass", f"{name_}: PASS ({len(cases)} cases, all {len(BACKWARD_ORDER)} gradients: "
+                                      "repeated ids, padding, real values, dropout, random parameters)"))

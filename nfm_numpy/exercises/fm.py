@@ -1,4 +1,9 @@
-"""Checkers for notebooks 1 and 2: the pairwise term, the Bi-Interaction backward, the scatter-add."""
+"""Checkers for notebooks 1 and 2: the pairwise term, the Bi-Interaction backward, the scatter-add.
+
+Each checker's hints are a module-level list of ``(test, hint)``: ``test(got, want, args)`` is true
+when the learner's output is what one named mistake computes on that case, so that a hint names the
+mistake actually made (tests/test_exercises_fm.py plants each mistake and checks that its hint,
+and no other, fires)."""
 import numpy as np
 
 from .. import layers as L
@@ -6,34 +11,92 @@ from .harness import _cases, _close, _compare, _run
 
 
 # ================================================================ notebook 1
+def _fm_pairwise_reference(idx, val, V):
+    E, _ = L.embedding_forward(idx, val, V)
+    return L.fm_second_order_forward(L.bi_interaction_forward(E)[0])[0]
+
+
+def _pairwise(idx, val, V, q_val=None):
+    """1/2 sum_c (s_c^2 - q_c) with s from x v and q from ``q_val`` v^2 (the right q_val is x^2)."""
+    Vg = V[idx]                                                       # (B, F, k)
+    s = (val[:, :, None] * Vg).sum(1)                                 # (B, k)
+    q = ((val * val if q_val is None else q_val)[:, :, None] * Vg * Vg).sum(1)   # (B, k)
+    return 0.5 * (s * s - q).sum(1)                                   # (B,)
+
+
+def _merged_ids(idx, val, V):
+    """q over the distinct ids of each row, with x summed per id: (sum x)^2 v^2, not sum x^2 v^2."""
+    out = np.empty(idx.shape[0])
+    for b in range(idx.shape[0]):
+        ids, where = np.unique(idx[b], return_inverse=True)
+        x = np.bincount(where, weights=val[b], minlength=ids.size)   # (U_b,)  sum of x per id
+        s = x @ V[ids]                                                # (k,)
+        q = (x * x) @ (V[ids] ** 2)                                   # (k,)
+        out[b] = 0.5 * (s @ s - q.sum())
+    return out
+
+
+FM_PAIRWISE_HINTS = [
+    (lambda got, want, a: _close(got, 0.5 * ((a[1][:, :, None] * a[2][a[0]]).sum(1) ** 2).sum(1)),
+     "you kept the diagonal i = j: subtract q, the sum of the squares x_i^2 v_i^2, before halving"),
+    (lambda got, want, a: _close(got, 2 * want),
+     "every pair counted twice: (sum e_i)^2 - sum e_i^2 holds each pair i < j twice, so halve it"),
+    (lambda got, want, a: _close(got, _fm_pairwise_reference(a[0], np.ones_like(a[1]), a[2])),
+     "the values x_i are missing: scale each embedding by its value (padding has x = 0, so it then drops out)"),
+    (lambda got, want, a: _close(got, _pairwise(*a, q_val=np.ones_like(a[1]))),
+     "s is right but q is not: q sums the squares of the *scaled* embeddings, e_i * e_i = x_i^2 v_i^2 "
+     "(you squared V[idx] alone, so even padding, x = 0, adds its v^2)"),
+    (lambda got, want, a: _close(got, _pairwise(*a, q_val=a[1])),
+     "q has x_i where it needs x_i^2: square the scaled embedding e_i = x_i v_i, value included"),
+    (lambda got, want, a: _close(got, _fm_pairwise_reference(a[0], np.where(a[0] == 0, 0.0, a[1]), a[2])),
+     "an entry is padding when its value x is 0, not when its id is 0: id 0 is a real feature too "
+     "(use val alone to drop padding)"),
+    (lambda got, want, a: _close(got, _merged_ids(*a)),
+     "an id repeated in a row is two entries, and the pair they form counts: q sums e_i * e_i entry by "
+     "entry, not (sum of the id's x)^2 v^2 per distinct id"),
+]
+
+
 def check_fm_pairwise(fm_pairwise):
     """``fm_pairwise(idx, val, V) -> (B,)``: sum_{i<j} <v_i, v_j> x_i x_j per row, in O(k F)."""
-    def reference(idx, val, V):
-        E, _ = L.embedding_forward(idx, val, V)
-        return L.fm_second_order_forward(L.bi_interaction_forward(E)[0])[0]
-
     rng = np.random.default_rng(1)
-    cases = [(d, (idx, val, rng.standard_normal((40, 3)))) for d, idx, val in _cases(1)]
-
-    def with_diagonal(idx, val, V):
-        E = val[:, :, None] * V[idx]
-        return 0.5 * (E.sum(1) ** 2).sum(1)
-
-    def doubled(idx, val, V):
-        return 2 * reference(idx, val, V)
-
-    hints = [
-        (lambda got, want, a: _close(got, with_diagonal(*a)), "you kept the diagonal i = j: subtract the "
-                                                             "squares, sum_i x_i^2 v_i^2, before halving"),
-        (lambda got, want, a: _close(got, doubled(*a)), "every pair counted twice: (sum e_i)^2 - sum e_i^2 holds "
-                                                       "each pair i < j twice, so halve it"),
-        (lambda got, want, a: _close(got, reference(a[0], np.ones_like(a[1]), a[2])),
-         "the values x_i are missing: scale each embedding by its value (padding has x = 0)"),
-    ]
-    return _run("fm_pairwise", fm_pairwise, cases, reference, _compare(["pairwise"]), hints)
+    cases = []
+    for d, idx, val in _cases(1):
+        if idx.shape[1] > 3:                                              # id 0 is a feature, not only padding:
+            idx[:, 2], val[:, 2] = 0, np.where(val[:, 2] == 0, 1.0, val[:, 2])   # a real entry of id 0 per row
+            d += ", a real entry of id 0"
+        cases.append((d, (idx, val, rng.standard_normal((40, 3)))))
+    return _run("fm_pairwise", fm_pairwise, cases, _fm_pairwise_reference, _compare(["pairwise"]),
+                FM_PAIRWISE_HINTS)
 
 
 # ================================================================ notebook 2
+def _bi_reference(df, E):
+    return L.bi_interaction_backward(df, L.bi_interaction_forward(E)[1])
+
+
+def _forgot_e(got, want, a):
+    """Whether got is df * s, of E's shape or still (B, 1, k) (the broadcast the - E did is missing too)."""
+    df, E = a
+    got = np.asarray(got)
+    return got.shape in (E.shape, (E.shape[0], 1, E.shape[2])) and \
+        _close(np.broadcast_to(got, E.shape), np.broadcast_to(df[:, None, :] * E.sum(1)[:, None, :], E.shape))
+
+
+BI_BACKWARD_HINTS = [
+    (_forgot_e, "d f / d e_i = s - e_i: you kept s but forgot the - e_i (the diagonal removed in the forward "
+                "pass); dE has E's shape (B, F, k), one row per entry"),
+    (lambda got, want, a: _close(got, 2 * want), "a factor 2 too many: f has a 1/2 in front"),
+    (lambda got, want, a: _close(got, a[1].sum(1)[:, None, :] - a[1]),
+     "that is d f / d e_i alone: multiply it by the upstream gradient df (the chain rule)"),
+    (lambda got, want, a: _close(got, -want), "the sign: f = 1/2 (s^2 - q) grows with s, so dE = df * (s - e_i), "
+                                              "not df * (e_i - s)"),
+    (lambda got, want, a: _close(got, a[0][:, None, :] * (a[1].sum(1)[:, None, :] - 2 * a[1])),
+     "the diagonal term is - e_i, not - 2 e_i: d q / d e_i = 2 e_i, and q enters f with the factor 1/2 "
+     "(as s^2 does)"),
+]
+
+
 def check_bi_interaction_backward(bi_interaction_backward):
     """``bi_interaction_backward(df, E) -> dE (B, F, k)``: the gradient of f_BI = 1/2[(sum_i e_i)^2 - sum_i e_i^2]."""
     rng = np.random.default_rng(3)
@@ -41,36 +104,41 @@ def check_bi_interaction_backward(bi_interaction_backward):
     for d, idx, val in _cases(3):
         E, _ = L.embedding_forward(idx, val, rng.standard_normal((40, 3)))
         cases.append((d, (rng.standard_normal((E.shape[0], E.shape[2])), E)))
+    return _run("bi_interaction_backward", bi_interaction_backward, cases, _bi_reference, _compare(["dE"]),
+                BI_BACKWARD_HINTS)
 
-    def reference(df, E):
-        return L.bi_interaction_backward(df, L.bi_interaction_forward(E)[1])
 
-    hints = [
-        (lambda got, want, a: _close(got, a[0][:, None, :] * a[1].sum(1)[:, None, :]),
-         "d f / d e_i = s - e_i: you kept s but forgot the - e_i (the diagonal removed in the forward pass)"),
-        (lambda got, want, a: _close(got, 2 * want), "a factor 2 too many: f has a 1/2 in front"),
-        (lambda got, want, a: _close(got, a[1].sum(1)[:, None, :] - a[1]),
-         "that is d f / d e_i alone: multiply it by the upstream gradient df (the chain rule)"),
-    ]
-    return _run("bi_interaction_backward", bi_interaction_backward, cases, reference, _compare(["dE"]), hints)
+def _scatter_reference(idx, G, n):
+    X = np.zeros((idx.size, n))
+    X[np.arange(idx.size), idx.ravel()] = 1.0                         # one-hot: an independent oracle
+    return X.T @ G.reshape(idx.size, -1)
+
+
+def _fancy_scatter(idx, G, n):
+    dV = np.zeros((n, G.shape[2]))
+    dV[idx.ravel()] += G.reshape(idx.size, -1)                        # buffered: one write per id
+    return dV
+
+
+def _fancy_per_row(idx, G, n):
+    dV = np.zeros((n, G.shape[2]))
+    for b in range(idx.shape[0]):
+        dV[idx[b]] += G[b]                                            # buffered within the row
+    return dV
+
+
+SCATTER_HINTS = [
+    (lambda got, want, a: _close(got, _fancy_scatter(*a)),
+     "repeated ids: dV[idx] += G (or dV[idx] = G) keeps only one occurrence of each id (NumPy buffers the "
+     "update); use np.add.at(dV, idx, G), which adds every occurrence"),
+    (lambda got, want, a: _close(got, _fancy_per_row(*a)) and not _close(got, _fancy_scatter(*a)),  # one row: the same
+     "ids repeated within a row: a loop over rows with dV[idx[b]] += G[b] adds across rows but keeps only "
+     "one occurrence of an id inside a row; use np.add.at, which adds every occurrence"),
+]
 
 
 def check_scatter_rows(scatter_rows):
     """``scatter_rows(idx, G, n) -> dV (n, k)``: dV[i] = sum of G[b, f] over every (b, f) with idx[b, f] = i."""
     rng = np.random.default_rng(4)
     cases = [(d, (idx, rng.standard_normal(idx.shape + (3,)), 40)) for d, idx, _ in _cases(4)]
-
-    def reference(idx, G, n):
-        X = np.zeros((idx.size, n))
-        X[np.arange(idx.size), idx.ravel()] = 1.0                     # one-hot: an independent oracle
-        return X.T @ G.reshape(idx.size, -1)
-
-    def fancy(idx, G, n):
-        dV = np.zeros((n, G.shape[2]))
-        dV[idx.ravel()] += G.reshape(idx.size, -1)
-        return dV
-
-    hints = [(lambda got, want, a: _close(got, fancy(*a)),
-              "repeated ids: dV[idx] += G keeps only one occurrence of each id (NumPy buffers the update); "
-              "use np.add.at(dV, idx, G), which adds every occurrence")]
-    return _run("scatter_rows", scatter_rows, cases, reference, _compare(["dV"]), hints)
+    return _run("scatter_rows", scatter_rows, cases, _scatter_reference, _compare(["dV"]), SCATTER_HINTS)

@@ -19,12 +19,15 @@ from .fm import check_bi_interaction_backward, check_fm_pairwise, check_scatter_
 from .gradients import check_central_difference
 from .harness import TOL, Result
 from .network import check_nfm_backward
-from .optimizers import check_adagrad_rows
+from .optimizers import check_adagrad_rows, check_adam_rows, check_momentum_rows, check_sgd_rows
 from .sampler import check_draw_w_field
 
 EXERCISES = {
     "fm_pairwise": check_fm_pairwise,
     "adagrad_rows": check_adagrad_rows,
+    "sgd_rows": check_sgd_rows,
+    "momentum_rows": check_momentum_rows,
+    "adam_rows": check_adam_rows,
     "bi_interaction_backward": check_bi_interaction_backward,
     "scatter_rows": check_scatter_rows,
     "batchnorm_backward": check_batchnorm_backward,

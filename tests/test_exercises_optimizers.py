@@ -1,0 +1,234 @@
+"""The update-rule checkers (``nfm_numpy.exercises.optimizers``): a right answer passes, a stub is
+"not implemented yet", each typical mistake gets its own hint and no other, and the exercises of
+notebooks 1 and 6 pass when done as their text says (stubs, checker calls, folded solutions)."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nfm_numpy import exercises
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHECKERS = {"adagrad_rows": exercises.check_adagrad_rows, "sgd_rows": exercises.check_sgd_rows,
+            "momentum_rows": exercises.check_momentum_rows, "adam_rows": exercises.check_adam_rows}
+
+
+# ------------------------------------------------------------------ right answers, written from the formulas
+def adagrad_rows(V, acc, rows, g, lr):
+    V, acc = V.copy(), acc.copy()
+    for j, u in enumerate(rows):                        # one row at a time: independent of the package's form
+        acc[u] = acc[u] + g[j] ** 2
+        V[u] = V[u] - lr * g[j] / np.sqrt(acc[u])
+    return V, acc
+
+
+def sgd_rows(V, rows, g, lr):
+    V = V.copy()
+    for j, u in enumerate(rows):
+        V[u] = V[u] - lr * g[j]
+    return V
+
+
+def momentum_rows(V, u, rows, g, lr, mu):
+    V, u = V.copy(), u.copy()
+    for j, i in enumerate(rows):
+        u[i] = mu * u[i] + g[j]
+        V[i] = V[i] - lr * u[i]
+    return V, u
+
+
+def adam_rows(V, m, r, rows, g, lr, t, beta1, beta2, eps):
+    V, m, r = V.copy(), m.copy(), r.copy()
+    lr_t = lr * (1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t)
+    for j, i in enumerate(rows):
+        m[i] = beta1 * m[i] + (1 - beta1) * g[j]
+        r[i] = beta2 * r[i] + (1 - beta2) * g[j] ** 2
+        V[i] = V[i] - lr_t * m[i] / (r[i] ** 0.5 + eps)
+    return V, m, r
+
+
+RIGHT = {"adagrad_rows": adagrad_rows, "sgd_rows": sgd_rows, "momentum_rows": momentum_rows, "adam_rows": adam_rows}
+
+
+# ------------------------------------------------------------------ typical mistakes
+def _ada_divide_first(V, acc, rows, g, lr):
+    V, acc = V.copy(), acc.copy()
+    V[rows] -= lr * g / np.sqrt(acc[rows])
+    acc[rows] += g * g
+    return V, acc
+
+
+def _ada_dense(V, acc, rows, g, lr):
+    dense = np.zeros_like(V)
+    dense[rows] = g
+    acc = acc + dense * dense
+    with np.errstate(invalid="ignore"):
+        return V - lr * dense / np.sqrt(acc), acc
+
+
+def _ada_first_rows(V, acc, rows, g, lr):           # updates rows 0..U-1 instead of `rows`
+    V, acc = V.copy(), acc.copy()
+    acc[rows] += g * g
+    V[:len(rows)] -= lr * g / np.sqrt(acc[rows])
+    return V, acc
+
+
+def _sgd_sign(V, rows, g, lr):
+    V = V.copy()
+    V[rows] += lr * g
+    return V
+
+
+def _sgd_rows_only(V, rows, g, lr):
+    return V[rows] - lr * g
+
+
+def _sgd_overwrite(V, rows, g, lr):
+    V = V.copy()
+    V[rows] = -lr * g
+    return V
+
+
+def _momentum(V, u, rows, g, lr, mu, dense=False, decay_all=False, old=False, ema=False, lr_in_u=False, sign=1):
+    V, u = V.copy(), u.copy()
+    u_old = u.copy()
+    if dense or decay_all:
+        u *= mu
+        u[rows] += (1 - mu) * g if ema else g
+    else:
+        u[rows] = mu * u[rows] + ((1 - mu) * g if ema else lr * g if lr_in_u else g)
+    step = (u_old if old else u)
+    if dense:
+        V -= sign * lr * step
+    elif lr_in_u:
+        V[rows] -= sign * step[rows]
+    else:
+        V[rows] -= sign * lr * step[rows]
+    return V, u
+
+
+def _adam(V, m, r, rows, g, lr, t, b1, b2, eps, correct=True, dt=0, inside=False, textbook=False, dense=False,
+          decay_all=False, sign=1):
+    V, m, r = V.copy(), m.copy(), r.copy()
+    t = t + dt
+    if dense or decay_all:
+        G = np.zeros_like(V)
+        G[rows] = g
+        m, r = b1 * m + (1 - b1) * G, b2 * r + (1 - b2) * G * G
+    else:
+        m[rows] = b1 * m[rows] + (1 - b1) * g
+        r[rows] = b2 * r[rows] + (1 - b2) * g * g
+    lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) if correct else lr
+    if textbook:
+        step = lr * (m / (1 - b1 ** t)) / (np.sqrt(r / (1 - b2 ** t)) + eps)
+    elif inside:
+        step = lr_t * m / np.sqrt(r + eps)
+    else:
+        step = lr_t * m / (np.sqrt(r) + eps)
+    if dense:
+        V -= sign * step
+    else:
+        V[rows] -= sign * step[rows]
+    return V, m, r
+
+
+def _with(f, **kw):
+    return lambda *a: f(*a, **kw)
+
+
+PLANTED = [
+    ("adagrad_rows", _ada_divide_first, "add g^2 to the accumulator first"),
+    ("adagrad_rows", _ada_dense, "only the touched rows are read and written"),
+    ("adagrad_rows", _ada_first_rows, "rows the batch did not touch must not change"),
+    ("sgd_rows", _sgd_sign, "the step goes against the gradient"),
+    ("sgd_rows", _sgd_rows_only, "return the whole table"),
+    ("sgd_rows", _sgd_overwrite, "do not overwrite them"),
+    ("momentum_rows", _with(_momentum, sign=-1), "the step goes against the velocity"),
+    ("momentum_rows", _with(_momentum, dense=True), "lazy momentum: rows the batch did not touch must not move"),
+    ("momentum_rows", _with(_momentum, decay_all=True), "lazy momentum: rows the batch did not touch keep their "
+                                                        "velocity"),
+    ("momentum_rows", _with(_momentum, old=True), "update the velocity first"),
+    ("momentum_rows", _with(_momentum, ema=True), "without a (1 - mu) factor"),
+    ("momentum_rows", _with(_momentum, lr_in_u=True), "the velocity holds mu u + g, without lr"),
+    ("adam_rows", _with(_adam, sign=-1), "the step goes against the gradient"),
+    ("adam_rows", _with(_adam, correct=False), "the bias correction is missing"),
+    ("adam_rows", _with(_adam, dt=-1), "the step count is off by one"),
+    ("adam_rows", _with(_adam, dt=1), "the step count is off by one"),
+    ("adam_rows", _with(_adam, textbook=True), "that is the paper's form"),
+    ("adam_rows", _with(_adam, inside=True), "eps goes outside the square root"),
+    ("adam_rows", _with(_adam, dense=True), "lazy Adam: rows the batch did not touch must not move"),
+    ("adam_rows", _with(_adam, decay_all=True), "lazy Adam: rows the batch did not touch keep their moments"),
+]
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_a_right_answer_passes(name, capsys):
+    result = CHECKERS[name](RIGHT[name])
+    assert result and result.status == "pass"
+    assert capsys.readouterr().out.startswith(f"{name}: PASS")
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_a_stub_is_reported_not_implemented(name, capsys):
+    def stub(*args):
+        raise NotImplementedError("write it above")
+    result = CHECKERS[name](stub)
+    assert result.status == "not implemented" and "not implemented yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,bug,hint", PLANTED, ids=[f"{n}: {h}" for n, _, h in PLANTED])
+def test_each_planted_mistake_gets_its_own_hint_and_no_other(name, bug, hint, capsys):
+    with np.errstate(all="ignore"):
+        result = CHECKERS[name](bug)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "FAIL on case" in out, out
+    hints = re.findall(r"^  hint: (.*)$", out, re.M)
+    assert len(hints) == 1 and hint in hints[0], out
+    others = {h for n, _, h in PLANTED if n == name and h != hint}
+    assert not [h for h in others if h in hints[0]], out
+
+
+def test_the_dense_adagrad_is_caught_only_through_a_never_used_row():
+    """With every accumulator positive the dense update gives the reference's numbers (what notebook 1
+    says); the checker's zero accumulators in untouched rows are what tell it apart."""
+    rng = np.random.default_rng(0)
+    V, acc = rng.standard_normal((8, 3)), rng.uniform(0.5, 1.0, (8, 3))
+    rows, g = np.array([1, 4]), rng.standard_normal((2, 3))
+    np.testing.assert_allclose(_ada_dense(V, acc, rows, g, 0.1)[0], adagrad_rows(V, acc, rows, g, 0.1)[0])
+    acc[6] = 0.0
+    assert np.isnan(_ada_dense(V, acc, rows, g, 0.1)[0][6]).all()
+    assert not np.isnan(adagrad_rows(V, acc, rows, g, 0.1)[0]).any()
+
+
+def _exercise_cells(path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    solutions = {}
+    for c in nb.cells:
+        if c.cell_type == "markdown" and "<details>" in c.source:
+            for block in re.findall(r"```python\n(.*?)```", c.source, re.S):
+                for name in re.findall(r"^def (\w+)\(", block, re.M):
+                    solutions[name] = block
+    return code, solutions
+
+
+@pytest.mark.parametrize("notebook,names", [("01_factorization_machines.ipynb", ["adagrad_rows"]),
+                                            ("06_ablations.ipynb", ["sgd_rows", "momentum_rows", "adam_rows"])])
+def test_the_notebook_exercises_work_as_written(notebook, names, capsys):
+    """Each exercise: a stub that raises NotImplementedError (reported, not raised, by the checker call that
+    follows it), the checker called on it, and a folded solution that passes."""
+    code, solutions = _exercise_cells(NOTEBOOKS / notebook)
+    for name in names:
+        checker = CHECKERS[name].__name__
+        assert re.search(rf"\b(?:exercises|X)\.{checker}\({name}\)", code), (notebook, name)
+        stub = re.search(rf"^def {name}\(.*?\n(?:    .*\n|\n)*?    raise NotImplementedError\(.*\)\n", code, re.M)
+        assert stub, f"{notebook}: no stub for {name}"
+        ns = {"np": np}
+        exec(stub.group(0), ns)
+        assert CHECKERS[name](ns[name]).status == "not implemented"
+        assert name in solutions, f"{notebook}: no folded solution for {name}"
+        ns = {"np": np}
+        exec(solutions[name], ns)
+        assert CHECKERS[name](ns[name]), capsys.readouterr().out

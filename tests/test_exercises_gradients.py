@@ -255,9 +255,11 @@ def test_the_notebook_stub_its_advice_and_its_folded_solution():
     """The stub raises NotImplementedError with advice that, followed as worded, is as_the_stub_says;
     the folded solution passes the checker."""
     code = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "code")
-    stub = re.search(r"def central_difference\(f, x, h\):\n(.*?)\n\n", code, re.S).group(1)
-    advice = re.search(r'raise NotImplementedError\("(.*?)"\)', stub).group(1)
-    assert advice == ("loop over np.ndindex(x.shape): old = x[j]; x[j] = old + h; f(); x[j] = old - h; f(); "
+    ns = {"np": np}
+    exec(re.search(r"def central_difference\(f, x, h\):\n.*?\n\n", code, re.S).group(0), ns)
+    with pytest.raises(NotImplementedError) as stub:
+        ns["central_difference"](lambda: 0.0, np.zeros(2), 1e-5)
+    assert str(stub.value) == ("loop over np.ndindex(x.shape): old = x[j]; x[j] = old + h; f(); x[j] = old - h; f(); "
                       "x[j] = old")
     assert "exercises.check_central_difference(central_difference)" in code
     md = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown")
@@ -265,3 +267,79 @@ def test_the_notebook_stub_its_advice_and_its_folded_solution():
     ns = {"np": np}
     exec(block, ns)
     assert check_central_difference(ns["central_difference"]).status == "pass"
+
+
+# ------------------------------------------------------------------ the notebook's other exercises, as worded
+def _code_cells():
+    return ["".join(c["source"]) for c in _cells() if c["cell_type"] == "code"]
+
+
+def _run_cells(sources, monkeypatch, capsys):
+    """Run notebook code in full mode from notebooks/ (as Jupyter does); return what it printed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.chdir(NOTEBOOK.parent)
+    ns = {}
+    for s in sources:
+        exec(s, ns)
+    return capsys.readouterr().out, ns
+
+
+def test_exercise_2_adding_float32_4_point_to_the_loop(monkeypatch, capsys):
+    """Exercise 2 as worded: add ("float32", 4) to the V-plot cell's loop and run it again; the folded
+    solution quotes the line it prints."""
+    cells = _code_cells()
+    vplot = next(s for s in cells if "for dtype, order in" in s)
+    old = 'for dtype, order in (("float64", 2), ("float64", 4), ("float32", 2)):'
+    assert old in vplot
+    out, _ = _run_cells([cells[0], vplot.replace(old, old[:-2] + ', ("float32", 4)):')], monkeypatch, capsys)
+    line = re.search(r"float32, 4-point: best error .*", out).group(0)
+    assert line == "float32, 4-point: best error 1.5e-04 at step 1e-01"
+    md = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown")
+    assert f"`{line}`" in md
+
+
+def _failing(report_text):
+    return sorted(line.split("  ")[0].strip() for line in report_text.splitlines() if line.endswith("FAIL")
+                  and not line.startswith("threshold"))
+
+
+def test_exercise_3_the_folded_solution_and_its_claims(monkeypatch, capsys):
+    """The solution's code breaks batch norm's backward pass; without dropout V, beta0, b1 and x fail and
+    W1 passes; with beta0 = 0.5 W1 fails too; with dropout on f_BI W1 and gamma0 fail as well. The good
+    function is back afterwards."""
+    import textwrap
+
+    from nfm_numpy import layers
+    good = layers.batchnorm_backward
+    md = next("".join(c["source"]) for c in _cells() if "def broken_batchnorm_backward" in "".join(c["source"]))
+    block = textwrap.dedent(re.search(r"```python\n(.*?)```", md, re.S).group(1))
+    out, _ = _run_cells([_code_cells()[0], block], monkeypatch, capsys)
+    assert layers.batchnorm_backward is good
+    runs = re.split(r"keep_prob \[.*?\], beta0 = .*?:\n", out)[1:]
+    assert [_failing(r) for r in runs] == [
+        ["V", "b1", "beta0", "x (val)"],
+        ["V", "W1", "b1", "beta0", "x (val)"],
+        ["V", "W1", "b1", "beta0", "gamma0", "x (val)"]]
+    w1 = [float(re.search(r"^W1 .*?([\d.]+e[-+]\d+)", r, re.M).group(1)) for r in runs]
+    g0 = float(re.search(r"^gamma0 .*?([\d.]+e[-+]\d+)", runs[2], re.M).group(1))
+    assert f"{w1[1]:.1e}" == "9.6e-01" and f"{w1[2]:.1e}" == "1.5e-01" and f"{g0:.1e}" == "2.0e-01"
+
+
+@pytest.mark.parametrize("args,largest", [
+    (["--dtype", "float32", "--activation", "tanh", "--batch-norm", "0", "--step", "5e-2"], "8.628e-05"),
+    (["--dtype", "float32"], "6.674e-02"),
+    (["--step", "1e-2"], "6.674e-02"),
+    (["--dtype", "float32", "--activation", "tanh"], "5.098e-02"),
+    (["--activation", "tanh", "--step", "1e-2"], "5.098e-02"),
+])
+def test_the_command_lines_exercise_2_quotes(args, largest):
+    """The float32 command-line check: tanh without batch norm at step 5e-2 passes; the defaults fail, and
+    float64 at the same step fails by the same amount (the step, not float32)."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "nfm_numpy", "gradcheck", *args], capture_output=True, text=True,
+                       cwd=NOTEBOOK.parents[1])
+    assert f"max relative error: {largest}" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == (0 if largest == "8.628e-05" else 1)

@@ -409,8 +409,9 @@ def _table_of(header, rows, lines, path, delim):
         raise DataError(f"{path}, line {lines[i]}: {lengths[i]} fields, but the header has {len(header)} "
                         f"(delimiter {'tab' if delim == chr(9) else repr(delim)}; {bad.size} such rows)"
                         + (f"; {hint}" if hint else ""))
-    columns = {name: np.array(col, dtype=object) if rows else np.zeros(0, dtype=object)
-               for name, col in zip(header, zip(*rows) if rows else [()] * len(header))}
+    cells = np.empty((len(rows), len(header)), dtype=object)        # (rows, columns): one C loop, not a zip
+    cells[:] = rows if rows else cells
+    columns = {name: np.ascontiguousarray(cells[:, j]) for j, name in enumerate(header)}
     return Table(columns, lines, path, delimiter=delim)
 
 
@@ -441,21 +442,31 @@ def read_csv_chunks(path, delimiter=None, rows=65536, encoding="utf-8-sig"):
         yield from _chunks(f, path, delim, codec, rows)
 
 
+def _text_blocks(f, path, codec, size=1 << 22):
+    """The file as text, in blocks of whole lines (about ``size`` bytes each), each decoded at once:
+    an error names its line (``_decode`` is told the line each block starts on)."""
+    line, rest = 1, b""
+    while True:
+        raw = f.read(size)
+        data = rest + raw
+        cut = len(data) if not raw else data.rfind(b"\n") + 1
+        if raw and not cut:                          # no line break yet: read on
+            rest = data
+            continue
+        data, rest = data[:cut], data[cut:]
+        if data:
+            yield _decode(path, data, codec, line)
+            codec = "utf-8" if codec == "utf-8-sig" else codec      # a byte-order mark may open the file only
+            line += data.count(b"\n")
+        if not raw:
+            return
+
+
 def _chunks(f, path, delim, codec, rows):
-    line_no = 0
-
-    def text_lines():                            # each line decoded alone: an error names its line
-        nonlocal line_no, codec
-        for raw in f:
-            line_no += 1
-            yield _decode(path, raw, codec, line_no)
-            if line_no == 1 and codec == "utf-8-sig":
-                codec = "utf-8"                  # the mark may open the file only
-
     limit = csv.field_size_limit()
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        lines = text_lines()
+        lines = itertools.chain.from_iterable(io.StringIO(t, newline="") for t in _text_blocks(f, path, codec))
         first = next(lines, "")
         if not first.strip():
             raise DataError(f"{path}: no header row (the file is empty or starts with a blank line)")

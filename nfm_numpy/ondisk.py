@@ -219,9 +219,15 @@ def build_csv_cache(folder, path, label, categorical=None, numeric=(), multi_val
             return
         start = 0
         for t in read_csv_chunks(path, delimiter, chunk_rows):
+            if start + len(t) > part_of.size:
+                raise DataError(f"{path}: more rows than the {part_of.size:,} counted in the first pass (did the "
+                                "file change, or does it end its lines with a lone carriage return?)")
             mine = np.flatnonzero(part_of[start:start + len(t)] == PARTS.index(part))
             start += len(t)
             yield t, mine
+        if start != part_of.size:
+            raise DataError(f"{path}: {start:,} rows, but {part_of.size:,} were counted in the first pass (did the "
+                            "file change while it was read?)")
 
     def rows_of(part):
         for t, mine in pieces(part):
@@ -232,7 +238,7 @@ def build_csv_cache(folder, path, label, categorical=None, numeric=(), multi_val
 
     part_of = None
     if not valid_path:                                   # pass 1: count, then each row's part as split_rows says
-        n = sum(len(t) for t in read_csv_chunks(path, delimiter, chunk_rows))
+        n = count_rows(path, delimiter, chunk_rows)
         part_of = np.empty(n, dtype=np.int8)
         for i, rows in enumerate(split_rows(n, fractions, seed)):
             part_of[rows] = i
@@ -280,6 +286,29 @@ def build_csv_cache(folder, path, label, categorical=None, numeric=(), multi_val
     say(f"cache: pass {passes} of {passes}: wrote {folder} (" +
         ", ".join(f"{p} {sum(meta['parts'][p]['shards']):,} rows" for p in PARTS) + ")")
     return open_cache(folder)
+
+
+def count_rows(path, delimiter=None, chunk_rows=CHUNK_ROWS, block=1 << 24):
+    """The rows of a CSV file (its lines after the header, blank lines left out), counted from its
+    line breaks with NumPy while the file holds no quote (no cell can hold a line break); a file that
+    does is parsed (``read_csv_chunks``)."""
+    rows, rest = 0, b""
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(block)
+            if b'"' in raw:
+                return sum(len(t) for t in read_csv_chunks(path, delimiter, chunk_rows))
+            data = rest + raw
+            if not raw:
+                rows += bool(data.strip(b"\r"))           # a last line without a line break
+                break
+            arr = np.frombuffer(data, np.uint8)
+            ends = np.flatnonzero(arr == 10)                  # (lines,) where each line ends
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            blank = (ends == starts) | ((ends == starts + 1) & (arr[starts] == 13))
+            rows += ends.size - int(blank.sum())
+            rest = data[ends[-1] + 1:] if ends.size else data
+    return rows - 1                                       # the header
 
 
 def _widen(widths, table, multi):

@@ -1,11 +1,141 @@
-"""Checkers for notebook 3: the affine layer and batch norm, backward."""
+r"""Checkers for notebook 3: the affine layer's and batch norm's backward passes, and NFM with
+dropout moved before batch norm.
+
+Every hint names the output that went wrong first (the one the FAIL line reports: dx, dgamma, ...)
+and fires only when that output is what one known mistake gives, computed here from the case's
+inputs. ``AFFINE_HINTS`` and ``BATCHNORM_HINTS`` hold them in order, each list ending with a
+last-resort hint per output for a mistake not in the list; tests/test_exercises_deep.py plants every
+mistake and checks that its hint, and no other, fires.
+
+Notation of the notebook: B rows in a batch, indexed by r; for batch norm
+rho = 1/sqrt(var + eps) (var the biased batch variance), xhat = (x - mu) rho, g = gamma dy = dL/dxhat.
+"""
 import numpy as np
 
-from .. import layers as L
-from .harness import _close, _compare, _run
+from .. import backend, gradcheck, layers
+from ..gradcheck import rel_error
+from ..model import NFM
+from .harness import TOL, Result, _close, _compare, _run, _say
 
 
-# ================================================================ notebook 3
+def _first_wrong(got, want):
+    """Index of the output ``harness._compare`` reports (the first with a wrong shape or value), or None."""
+    got = got if isinstance(got, tuple) else (got,)
+    if len(got) != len(want):
+        return None
+    for i, (g, w) in enumerate(zip(got, want)):
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != w.shape or not rel_error(g, w) < TOL:
+            return i
+    return None
+
+
+def _when(k, mistake=None):
+    """A hint's test: output ``k`` is the first wrong one and equals ``mistake(*inputs)`` (any value if None)."""
+    def test(got, want, args):
+        return _first_wrong(got, want) == k and (mistake is None or _close(got[k], mistake(*args)))
+    return test
+
+
+def _in_another_order(got, want, args):
+    """Every output is right, but not in its place."""
+    return _first_wrong(got, want) is not None and all(any(_close(g, w) for g in got) for w in want)
+
+
+# ================================================================ affine
+AFFINE_HINTS = [
+    (_in_another_order, "the three gradients are right but in another order: return (dz, dW, db)"),
+    (_when(0, lambda da, z, W: (da @ W.T).T), "dz is transposed: it has z's shape (B, D), dz = da W^T"),
+    (_when(1, lambda da, z, W: da.T @ z), "dW must have W's shape (D, M): it is z^T da, not da^T z"),
+    (_when(1, lambda da, z, W: z.T @ da / da.shape[0]),
+     "dW is divided by B: it is the sum over the rows, z^T da, with no 1/B (a mean over the batch, if the "
+     "loss takes one, is already in da)"),
+    (_when(2, lambda da, z, W: da.mean(axis=0)), "db is the sum over the batch, not the mean: db = sum_r da_r"),
+    (_when(2, lambda da, z, W: da.sum(axis=1)),
+     "db sums over the wrong axis: one number per output column, db = sum_r da_r = da.sum(axis=0), shape (M,)"),
+    (_when(2, lambda da, z, W: da.sum()),
+     "db is one number per output column, shape (M,): sum over the rows only, da.sum(axis=0)"),
+    (_when(0), "dz = da W^T, shape (B, D): every a_r depends on z_r through W"),
+    (_when(1), "dW = z^T da, shape (D, M): W_dm meets z_rd in every row r"),
+    (_when(2), "db = sum_r da_r, shape (M,): b is added to every row"),
+]
+
+
+def check_affine_backward(affine_backward):
+    """``affine_backward(da, z, W) -> (dz, dW, db)`` for a = z W + b, z (B, D), W (D, M), b (M,)."""
+    rng = np.random.default_rng(6)
+    cases = [(f"B={B}, D={D}, M={M}", (rng.standard_normal((B, M)), rng.standard_normal((B, D)),
+                                       rng.standard_normal((D, M))))
+             for B, D, M in ((4, 3, 2), (7, 5, 6), (1, 2, 1))]
+
+    def reference(da, z, W):
+        return layers.affine_backward(da, (z, W))
+
+    return _run("affine_backward", affine_backward, cases, reference, _compare(["dz", "dW", "db"]), AFFINE_HINTS,
+                "batches of 1 to 7 rows, random W")
+
+
+# ================================================================ batch norm
+def _bn(dy, x, gamma, eps, ddof=0):
+    """rho (D,), xhat (B, D) and g = gamma dy (B, D) of training-mode batch norm (ddof=1: the unbiased
+    variance, a mistake)."""
+    rho = 1.0 / np.sqrt(x.var(axis=0, ddof=ddof) + eps)     # (D,)
+    xhat = (x - x.mean(axis=0)) * rho                       # (B, D)
+    return rho, xhat, dy * gamma                            # g: (B, D)
+
+
+def _dx(rho, xhat, g, mean_term=True, variance_term=True):
+    """rho/B (B g - sum_r g_r - xhat sum_r g_r xhat_r), with either term left out on request."""
+    B = g.shape[0]
+    return rho / B * (B * g - mean_term * g.sum(axis=0) - variance_term * xhat * (g * xhat).sum(axis=0))
+
+
+def _dgamma_dbeta_swapped(got, want, args):
+    return _first_wrong(got, want) == 1 and _close(got[1], want[2]) and _close(got[2], want[1])
+
+
+def _dgamma_is_dbeta(got, want, args):
+    return _first_wrong(got, want) == 1 and _close(got[1], want[2]) and not _close(got[2], want[1])
+
+
+_DX = ("dx_r = rho/B (B g_r - sum_r' g_r' - xhat_r sum_r' g_r' xhat_r'), with g = gamma dy, "
+       "rho = 1/sqrt(var + eps), xhat = (x - mu) rho")
+
+BATCHNORM_HINTS = [
+    (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps), False, False)),
+     "dx is the evaluation-mode gradient rho g: in training mu and var are computed from the batch, so each "
+     "x_r moves them too, which adds the mean term and the variance term: " + _DX),
+    (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps), mean_term=False)),
+     "dx lacks the mean term - sum_r' g_r' (mu depends on every row; without it a column of dx does not sum "
+     "to 0): " + _DX),
+    (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps), variance_term=False)),
+     "dx lacks the variance term - xhat_r sum_r' g_r' xhat_r' (var depends on every row too): " + _DX),
+    (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps)[:2], dy)),
+     "dx is missing gamma: the terms use g = gamma dy = dL/dxhat, not dy: " + _DX),
+    (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps, ddof=1))),
+     "dx uses the unbiased variance, divided by B - 1: batch norm normalises with the batch's own (biased) "
+     "variance, sum_r (x_r - mu)^2 / B, np.var's default (ddof=0)"),
+    (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, 0.0))),
+     "dx is the gradient with eps = 0: rho = 1/sqrt(var + eps), with the eps passed in (1e-3 here)"),
+    (_dgamma_dbeta_swapped, "dgamma and dbeta are swapped: return (dx, dgamma, dbeta) in that order"),
+    (_dgamma_is_dbeta, "dgamma = sum_r dy_r is dbeta's formula: gamma multiplies xhat, so "
+                       "dgamma = sum_r dy_r xhat_r"),
+    (_when(1, lambda dy, x, gamma, eps: (dy * _bn(dy, x, gamma, eps)[1]).mean(axis=0)),
+     "dgamma is the mean over the batch, not the sum: dgamma = sum_r dy_r xhat_r"),
+    (_when(1, lambda dy, x, gamma, eps: (dy * (x - x.mean(axis=0))).sum(axis=0)),
+     "dgamma uses x - mu where it needs xhat = (x - mu) rho: dgamma = sum_r dy_r xhat_r"),
+    (_when(1, lambda dy, x, gamma, eps: (dy * gamma * _bn(dy, x, gamma, eps)[1]).sum(axis=0)),
+     "dgamma is gamma times too large: dgamma = sum_r dy_r xhat_r, with dy, not g = gamma dy"),
+    (_when(2, lambda dy, x, gamma, eps: dy.mean(axis=0)),
+     "dbeta is the mean over the batch, not the sum: dbeta = sum_r dy_r"),
+    (_when(2, lambda dy, x, gamma, eps: (dy * gamma).sum(axis=0)),
+     "dbeta is gamma times too large: dbeta = sum_r dy_r, with dy, not g = gamma dy"),
+    (_when(0), "dx: compare each term with " + _DX + " (var the biased variance, divided by B)"),
+    (_when(1), "dgamma = sum_r dy_r xhat_r, with xhat = (x - mu) / sqrt(var + eps)"),
+    (_when(2), "dbeta = sum_r dy_r: beta is added to every row"),
+]
+
+
 def check_batchnorm_backward(batchnorm_backward):
     """``batchnorm_backward(dy, x, gamma, eps) -> (dx, dgamma, dbeta)`` in training mode, where
     y = gamma (x - mu) / sqrt(var + eps) + beta with the batch's mean and (biased) variance."""
@@ -17,37 +147,81 @@ def check_batchnorm_backward(batchnorm_backward):
 
     def reference(dy, x, gamma, eps):
         D = x.shape[1]
-        _, cache, _ = L.batchnorm_forward(x, gamma, rng.standard_normal(D), np.zeros(D), np.ones(D), True, eps=eps)
-        return L.batchnorm_backward(dy, cache)
+        _, cache, _ = layers.batchnorm_forward(x, gamma, np.zeros(D), np.zeros(D), np.ones(D), True, eps=eps)
+        return layers.batchnorm_backward(dy, cache)
 
-    def eval_mode(dy, x, gamma, eps):
-        return dy * gamma / np.sqrt(x.var(0) + eps)
-
-    hints = [
-        (lambda got, want, a: _close(got[0], eval_mode(*a)), "that is the evaluation-mode gradient: in training "
-                                                            "mu and var depend on x, which adds two terms"),
-        (lambda got, want, a: np.abs(np.asarray(got[0]).sum(0)).max() > 1e-8 * np.abs(want[0]).max(),
-         "in training each column of dx sums to 0 (shifting a whole column changes nothing after BN): "
-         "check the term through the mean, - sum_b g_b / B"),
-        (lambda got, want, a: True, "check the term through the variance, - xhat sum_b(g_b xhat_b) / B, with "
-                                    "g = gamma dy and the biased variance (divide by B)"),
-    ]
     return _run("batchnorm_backward", batchnorm_backward, cases, reference, _compare(["dx", "dgamma", "dbeta"]),
-                hints, "batches of 2 to 16 rows, shifted and scaled columns, random gamma")
+                BATCHNORM_HINTS, "batches of 2 to 16 rows, shifted and scaled columns, random gamma")
 
 
-def check_affine_backward(affine_backward):
-    """``affine_backward(da, x, W) -> (dx, dW, db)`` for a = x W + b."""
-    rng = np.random.default_rng(6)
-    cases = [(f"B={B}, D={D}, M={M}", (rng.standard_normal((B, M)), rng.standard_normal((B, D)),
-                                       rng.standard_normal((D, M))))
-             for B, D, M in ((4, 3, 2), (7, 5, 6), (1, 2, 1))]
+# ================================================================ dropout before batch norm
+DROPOUT_FIRST_MODEL = dict(k=5, layers=[6], keep_prob=[0.8, 0.5], batch_norm=True,
+                           activation="tanh", dtype="float64")
+DROPOUT_FIRST_SEED = 0          # the dropout masks of the forward compared (check_model draws its own)
 
-    def reference(da, x, W):
-        return L.affine_backward(da, (x, W))
 
-    hints = [(lambda got, want, a: np.shape(got[1]) == (a[2].shape[1], a[2].shape[0]),
-              "dW must have W's shape (D, M): it is x^T da, not da^T x"),
-             (lambda got, want, a: _close(got[2], a[0].mean(0)), "db is the sum over the batch, not the mean")]
-    return _run("affine_backward", affine_backward, cases, reference, _compare(["dx", "dW", "db"]), hints,
-                "batches of 1 to 7 rows, random W")
+def dropout_first_output(model, batch, seed=DROPOUT_FIRST_SEED):
+    """Training-mode output of ``model``'s parameters with dropout *before* batch norm in every block
+    (BN's running averages are not used in training), built from the layers: the reference the learner's
+    forward is compared with. The masks are drawn in the model's order (layer 0, 1, ...) from
+    ``backend.Random(seed)``."""
+    p, c = model.params, model.config
+    rng = backend.Random(seed)
+    z = layers.bi_interaction_forward(layers.embedding_forward(batch.idx, batch.val, p["V"])[0])[0]  # (B, k)
+    for l in range(len(c["layers"]) + 1):
+        if l > 0:
+            z = layers.affine_forward(z, p[f"W{l}"], p[f"b{l}"])[0]                               # (B, d_l)
+        z = layers.dropout_forward(z, c["keep_prob"][-1] if l == 0 else c["keep_prob"][l - 1], rng)[0]
+        d = z.shape[1]
+        z = layers.batchnorm_forward(z, p[f"gamma{l}"], p[f"beta{l}"], np.zeros(d), np.ones(d), True)[0]
+        if l > 0:
+            z = layers.activation_forward(z, c["activation"])[0]
+    return layers.linear_forward(batch.idx, batch.val, p["w0"], p["w"])[0] + z @ p["h"]              # (B,)
+
+
+def check_dropout_first(model_class):
+    """``model_class``: a subclass of ``NFM`` whose forward runs each block as affine, dropout, batch norm,
+    activation (dropout moved before batch norm). Builds it with 40 features and ``DROPOUT_FIRST_MODEL``
+    (dropout on, tanh),
+    compares its training-mode output with ``dropout_first_output``, then runs ``gradcheck.check_model``
+    and prints the table: PASS when the backward pass agrees with the forward."""
+    name = getattr(model_class, "__name__", "the model")
+    batch = gradcheck.random_problem(seed=2)
+    try:
+        model = model_class(40, **DROPOUT_FIRST_MODEL)
+        got = model.forward(batch.idx, batch.val, train=True, rng=backend.Random(DROPOUT_FIRST_SEED))[0]
+    except NotImplementedError as e:
+        return _say(Result(name, "not implemented", f"{name}: not implemented yet ({e or 'the stub raises'}); "
+                                                   "write it above and run this cell again"))
+    except Exception as e:   # a learner's bug: report it, do not stop the notebook
+        return _say(Result(name, "fail", f"{name}: FAIL: building it or its forward pass raised "
+                                         f"{type(e).__name__}: {e}"))
+    original = NFM.forward(model, batch.idx, batch.val, train=True, rng=backend.Random(DROPOUT_FIRST_SEED))[0]
+    want = dropout_first_output(model, batch)
+    if _close(got, original):
+        return _say(Result(name, "fail", f"{name}: FAIL: its forward gives NFM's numbers, batch norm before "
+                                         "dropout\n  hint: move the two dropout lines (the comment and "
+                                         "z, caches[f\"drop{l}\"] = ...) up to just above if c[\"batch_norm\"]:"))
+    if not _close(got, want):
+        return _say(Result(name, "fail", f"{name}: FAIL: its forward is neither order, relative error "
+                                         f"{rel_error(got, want):.1e} against dropout before batch norm\n  hint: "
+                                         "each block must run affine, dropout, batch norm, activation; "
+                                         "move only the dropout lines, nothing else"))
+    mirror = ("your backward must undo each block in the reverse of the forward's order: activation, "
+              "batch norm, dropout, affine")
+    try:
+        report = gradcheck.check_model(model, batch)
+    except Exception as e:   # a backward that mixes up the caches can fail on shapes
+        return _say(Result(name, "fail", f"{name}: FAIL: the forward runs dropout before batch norm, but the "
+                                         f"backward pass raised {type(e).__name__}: {e}\n  hint: {mirror}"))
+    print(report)
+    if report.ok:
+        return _say(Result(name, "pass", f"{name}: PASS: the forward runs dropout before batch norm, and the "
+                                         "gradient check agrees with the backward (table above)"))
+    if model_class.backward is NFM.backward:
+        hint = ("the forward is right, the backward is still NFM.backward: it undoes each block as dropout, "
+                "activation, batch norm, affine, the reverse of NFM's order, not of yours")
+    else:
+        hint = mirror
+    return _say(Result(name, "fail", f"{name}: FAIL: the forward runs dropout before batch norm, but the "
+                                     f"gradient check fails (table above)\n  hint: {hint}"))

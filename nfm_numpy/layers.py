@@ -5,8 +5,8 @@ in its docstring.
 Notation (He & Chua 2017): a row of the batch holds F entries, feature ids
 ``idx[r, f]`` with values ``x = val[r, f]`` (``val = 0`` marks padding). ``V``
 (n, k) holds the embeddings v_i, ``w`` (n,) the linear weights, ``w0`` the
-global bias. B = batch size, F = entries per row, k = embedding size,
-U = number of distinct ids in the batch.
+global bias. B = batch size, F = entries per row, k = embedding size (c
+indexes its coordinates), U = number of distinct ids in the batch.
 
 Two forms of the input layers live here and are tested to agree:
 
@@ -214,9 +214,10 @@ def bi_interaction_forward(E):
 
 
 def bi_interaction_backward(df, cache):
-    r"""d f_k / d e_{ik} = s_k - e_{ik}, so dE_i = df * (s - e_i).
+    r"""d f_c / d e_{ic} = s_c - e_{ic} for each coordinate c, so dE_i = df * (s - e_i).
 
-    From f = 1/2 (s^2 - q): df/ds = s and ds/de_i = 1; df/dq = -1/2 and
+    Coordinates do not mix (f_c depends only on the c-th coordinates). From
+    f = 1/2 (s^2 - q): df/ds = s and ds/de_i = 1; df/dq = -1/2 and
     dq/de_i = 2 e_i. Hence for v_i (with e_i = x_i v_i):
     d f / d v_i = x_i (sum_j x_j v_j - x_i v_i), the paper's form.
 
@@ -227,7 +228,7 @@ def bi_interaction_backward(df, cache):
 
 
 def fm_second_order_forward(f):
-    r"""FM's pairwise term: sum_{i<j} <v_i, v_j> x_i x_j = sum_k f_BI,k.
+    r"""FM's pairwise term: sum_{i<j} <v_i, v_j> x_i x_j = sum_c f_BI,c (c = 1..k).
 
     f : (B, k) -> y : (B,)
     """
@@ -236,7 +237,7 @@ def fm_second_order_forward(f):
 
 
 def fm_second_order_backward(dy, cache):
-    """d(sum_k f_k)/d f_k = 1: the upstream gradient is copied to every k. -> (B, k)"""
+    """d(sum_c f_c)/d f_c = 1: the upstream gradient is copied to each of the k coordinates. -> (B, k)"""
     return dy[:, None] * B.ones(cache, like=dy)
 
 

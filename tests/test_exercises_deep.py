@@ -337,6 +337,20 @@ def test_a_backward_changed_the_wrong_way_is_named(anchor, raised, capsys):
     assert "hint: your backward must undo each block in the reverse of the forward's order" in out
 
 
+@pytest.mark.parametrize("step", ["forward", "backward"])
+def test_the_pasted_L_left_as_it_is_is_named(step, capsys):
+    """The text's step 2 (replace L. with layers.) forgotten, in step 1's paste or in step 2's."""
+    ns = _classes(backward_move=BACKWARD_MOVE)
+    name, stub, move = (("DropoutFirst", _stub("DropoutFirst"), FORWARD_MOVE) if step == "forward" else
+                        ("DropoutFirstBoth", _stub("DropoutFirstBoth"), BACKWARD_MOVE))
+    edited = _learner_edit(stub, step, *move).replace("layers.", "L.").split("exercises.check")[0]
+    _run(edited, ns)
+    result = deep.check_dropout_first(ns[name])
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "NameError: name 'L' is not defined" in out and out.count("hint:") == 1
+    assert "hint: the pasted code calls the layers module L" in out
+
+
 def test_a_model_that_cannot_be_built_is_reported(capsys):
     class Broken(nf.NFM):
         def __init__(self, *args, **kwargs):

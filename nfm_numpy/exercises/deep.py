@@ -179,6 +179,14 @@ def dropout_first_output(model, batch, seed=DROPOUT_FIRST_SEED):
     return layers.linear_forward(batch.idx, batch.val, p["w0"], p["w"])[0] + z @ p["h"]              # (B,)
 
 
+def _hint_if_L(error):
+    """The hint for the pasted code's ``L.`` left as it is (this notebook names the module ``layers``)."""
+    if isinstance(error, NameError) and "'L'" in str(error):
+        return ("\n  hint: the pasted code calls the layers module L, as model.py imports it; the notebook "
+                "calls it layers: replace every L. with layers. in that cell")
+    return ""
+
+
 def check_dropout_first(model_class):
     """``model_class``: a subclass of ``NFM`` whose forward runs each block as affine, dropout, batch norm,
     activation (dropout moved before batch norm). Builds it with 40 features and ``DROPOUT_FIRST_MODEL``
@@ -195,7 +203,7 @@ def check_dropout_first(model_class):
                                                    "write it above and run this cell again"))
     except Exception as e:   # a learner's bug: report it, do not stop the notebook
         return _say(Result(name, "fail", f"{name}: FAIL: building it or its forward pass raised "
-                                         f"{type(e).__name__}: {e}"))
+                                         f"{type(e).__name__}: {e}" + _hint_if_L(e)))
     original = NFM.forward(model, batch.idx, batch.val, train=True, rng=backend.Random(DROPOUT_FIRST_SEED))[0]
     want = dropout_first_output(model, batch)
     if _close(got, original):
@@ -213,7 +221,8 @@ def check_dropout_first(model_class):
         report = gradcheck.check_model(model, batch)
     except Exception as e:   # a backward that mixes up the caches can fail on shapes
         return _say(Result(name, "fail", f"{name}: FAIL: the forward runs dropout before batch norm, but the "
-                                         f"backward pass raised {type(e).__name__}: {e}\n  hint: {mirror}"))
+                                         f"backward pass raised {type(e).__name__}: {e}"
+                                         + (_hint_if_L(e) or f"\n  hint: {mirror}")))
     print(report)
     if report.ok:
         return _say(Result(name, "pass", f"{name}: PASS: the forward runs dropout before batch norm, and the "

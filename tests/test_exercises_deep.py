@@ -75,6 +75,8 @@ BN_PLANTED = [
     (_with_dx(mean_term=False, variance_term=False), "evaluation-mode gradient"),
     (_with_dx(mean_term=False), "dx lacks the mean term"),
     (_with_dx(variance_term=False), "dx lacks the variance term"),
+    (_with_dx(variance_term=2), "variance term is 2 times"),             # the -1/2 of d rho / d var forgotten
+    (_with_dx(variance_term=0.5), "variance term is 2 times"),           # the 2 of d var / d x_r forgotten
     (_with_dx(dx_uses_gamma=False), "dx is missing gamma"),
     (_with_dx(ddof=1), "unbiased variance"),
     (_with_dx(use_eps=False), "gradient with eps = 0"),
@@ -156,7 +158,7 @@ def test_each_mistake_fires_its_own_hint_and_no_other(kind, i, capsys):
 
 def test_every_hint_is_planted():
     for kind, (_, hints, planted, _, _) in CHECKS.items():
-        assert sorted(_hint_with(hints, phrase) for _, phrase in planted) == sorted(text for _, text in hints), kind
+        assert {_hint_with(hints, phrase) for _, phrase in planted} == {text for _, text in hints}, kind
 
 
 def test_a_stub_is_not_implemented(capsys):
@@ -381,3 +383,31 @@ def test_the_reference_is_the_swapped_order_and_differs_from_nfm():
 
 def _bn(x, gamma, beta, eps=1e-3):
     return gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta
+
+
+def _edited(method, move):
+    """NFM's method as the text has the learner edit it: ``L.`` replaced, the dropout lines moved."""
+    stub = "class C:\n    def x():\n        raise NotImplementedError\n"
+    return _learner_edit(stub, method, *move)
+
+
+def test_the_text_quotes_nfm_as_it_is():
+    """The lines the steps tell the learner to cut, the counts of L. they give, and every line of the folded
+    solution's fragments are those of NFM.forward / NFM.backward (after the text's edits): a change to
+    model.py that makes the text wrong fails here."""
+    cells = [_source(c) for c in _cells() if c["cell_type"] == "markdown"]
+    step1 = next(c for c in cells if "**Step 1: the forward pass.**" in c)
+    step2 = next(c for c in cells if "**Step 2: the backward pass.**" in c)
+    solution = next(c for c in cells if "DropoutFirst.forward` (step 1)" in c)
+    forward, backward = _edited("forward", FORWARD_MOVE), _edited("backward", BACKWARD_MOVE)
+    assert f"({inspect.getsource(nf.NFM.forward).count('L.')} places;" in step1
+    assert f"({inspect.getsource(nf.NFM.backward).count('L.')} places)" in step2
+    for text, source in ((step1, forward), (step2, backward)):
+        quoted = [line.strip() for block in re.findall(r"```python\n(.*?)```", text, re.S)
+                  for line in block.splitlines() if line.strip()]
+        assert quoted and all(q in source for q in quoted), quoted
+    fragments = re.findall(r"```python\n(.*?)```", solution, re.S)[:2]       # the third is the variance check
+    for block, source in zip(fragments, (forward, backward)):
+        lines = iter(line.rstrip() for line in source.splitlines())
+        shown = [line.rstrip() for line in block.splitlines() if line.strip() and "..." not in line]
+        assert all(any(line == want for line in lines) for want in shown), block   # in order, as in the source

@@ -98,6 +98,12 @@ def _dgamma_is_dbeta(got, want, args):
     return _first_wrong(got, want) == 1 and _close(got[1], want[2]) and not _close(got[2], want[1])
 
 
+def _variance_term_off_by_2(got, want, args):
+    """dx with its variance term doubled (the -1/2 of d rho / d var forgotten) or halved (the 2 of d var / dx)."""
+    return any(_when(0, lambda dy, x, gamma, eps, f=factor: _dx(*_bn(dy, x, gamma, eps), True, f))(got, want, args)
+               for factor in (2.0, 0.5))
+
+
 _DX = ("dx_r = rho/B (B g_r - sum_r' g_r' - xhat_r sum_r' g_r' xhat_r'), with g = gamma dy, "
        "rho = 1/sqrt(var + eps), xhat = (x - mu) rho")
 
@@ -110,6 +116,9 @@ BATCHNORM_HINTS = [
      "to 0): " + _DX),
     (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps), variance_term=False)),
      "dx lacks the variance term - xhat_r sum_r' g_r' xhat_r' (var depends on every row too): " + _DX),
+    (_variance_term_off_by_2,
+     "dx's variance term is 2 times too large or too small: d rho / d var = -rho^3 / 2 and "
+     "d var / d x_r = 2 (x_r - mu) / B, which together give - xhat_r sum_r' g_r' xhat_r' inside rho/B (...)"),
     (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps)[:2], dy)),
      "dx is missing gamma: the terms use g = gamma dy = dL/dxhat, not dy: " + _DX),
     (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps, ddof=1))),

@@ -1,0 +1,202 @@
+"""Notebook 4, "the whole network by hand".
+
+* ``one_step.forward_backward``, the reference, against central differences of the notebook's own
+  atomic forward pass, for every intermediate and every parameter (an independent path: no backward
+  formula is involved);
+* the notebook's forward gives the reference's values; its folded solution passes
+  ``check_nfm_backward``; the stub as stored is "not implemented", and the path its text describes
+  (delete the ``raise``, add lines below the given ones) reports the next missing gradient, then passes;
+* every hint of the checker is planted (one mistaken line in the solution) and fires alone.
+"""
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nfm_numpy import one_step
+from nfm_numpy.exercises import EXERCISES
+from nfm_numpy.exercises.network import BACKWARD_ORDER, HINTS, PARAMS, check_nfm_backward, dense
+from nfm_numpy.gradcheck import rel_error
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_nfm_end_to_end.ipynb"
+
+
+@pytest.fixture(scope="module")
+def cells():
+    nbformat = pytest.importorskip("nbformat")
+    return nbformat.read(NOTEBOOK, as_version=4).cells
+
+
+def function_source(source, name):
+    """The source of ``def name`` in a cell (without the lines that call it)."""
+    tree = ast.parse(source)
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    return ast.get_source_segment(source, node)
+
+
+def code_cell(cells, name):
+    return next(c.source for c in cells if c.cell_type == "code" and f"def {name}(" in c.source)
+
+
+def solution(cells):
+    """The folded solution's code block."""
+    md = next(c.source for c in cells if c.cell_type == "markdown" and "<details>" in c.source
+              and "def nfm_backward(" in c.source)
+    return re.search(r"```python\n(.*?)```", md, re.S).group(1)
+
+
+def define(source, name):
+    ns = {"np": np}
+    exec(source, ns)
+    return ns[name]
+
+
+class Tap(ast.NodeTransformer):
+    """Wrap the value of every ``name = ...`` line in ``_tap("name", ...)``: a hook to perturb it."""
+
+    def visit_Assign(self, node):
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            node.value = ast.Call(ast.Name("_tap", ast.Load()), [ast.Constant(node.targets[0].id), node.value], [])
+        return node
+
+
+def tapped_forward(cells):
+    """The notebook's forward pass, with a hook that adds h to one entry of one named intermediate."""
+    tree = ast.parse(function_source(code_cell(cells, "nfm_forward"), "nfm_forward"))
+    tree = ast.fix_missing_locations(Tap().visit(tree))
+    poke = {"name": None}
+
+    def _tap(name, value):
+        if name != poke["name"]:
+            return value
+        value = np.array(value, dtype=np.float64)
+        value[poke["at"]] += poke["h"]
+        return value
+
+    ns = {"np": np, "_tap": _tap}
+    exec(compile(tree, str(NOTEBOOK), "exec"), ns)
+    return ns["nfm_forward"], poke
+
+
+def test_the_notebooks_forward_gives_the_references_values(cells):
+    forward = define(function_source(code_cell(cells, "nfm_forward"), "nfm_forward"), "nfm_forward")
+    batch, params = one_step.tiny_problem()
+    _, ref, _ = one_step.forward_backward(batch, params)
+    v = forward(batch["idx"], batch["val"], batch["y"], params, ref["mask0"], ref["keep0"], ref["mask1"],
+                ref["keep1"], ref["eps"])
+    for name in [n for n in BACKWARD_ORDER if n not in PARAMS] + ["loss"]:
+        np.testing.assert_allclose(v[name], ref[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_every_reference_gradient_matches_central_differences(cells):
+    """d loss / d (each intermediate and parameter) of one_step.forward_backward, entry by entry, against
+    (L(t + h) - L(t - h)) / 2h where t is perturbed in the notebook's forward and everything after it is
+    recomputed."""
+    forward, poke = tapped_forward(cells)
+    batch, params = one_step.tiny_problem()
+    _, ref, grads = one_step.forward_backward(batch, params)
+    assert np.abs(ref["bn1"]).min() > 1e-3          # no ReLU input near its kink: differences are smooth
+    masks = (ref["mask0"], ref["keep0"], ref["mask1"], ref["keep1"], ref["eps"])
+    h = 1e-6
+
+    def loss(p):
+        return float(forward(batch["idx"], batch["val"], batch["y"], p, *masks)["loss"])
+
+    for name in BACKWARD_ORDER:
+        shape = np.shape(params[name] if name in PARAMS else ref[name])
+        numeric = np.zeros(shape)
+        for at in np.ndindex(*shape):
+            diff = []
+            for sign in (1, -1):
+                if name in PARAMS:
+                    p = {k: np.array(a, dtype=np.float64) for k, a in params.items()}
+                    p[name][at] += sign * h
+                    diff.append(loss(p))
+                else:
+                    poke.update(name=name, at=at, h=sign * h)
+                    diff.append(loss(params))
+                    poke["name"] = None
+            numeric[at] = (diff[0] - diff[1]) / (2 * h)
+        want = dense(grads[name], np.zeros(shape))
+        assert rel_error(numeric, want) < 1e-6 or np.abs(numeric - want).max() < 1e-8, name
+
+
+def test_the_folded_solution_passes(cells, capsys):
+    assert EXERCISES["nfm_backward"] is check_nfm_backward
+    result = check_nfm_backward(define(solution(cells), "nfm_backward"))
+    assert result and "PASS" in capsys.readouterr().out
+
+
+def test_the_stub_is_not_implemented_and_the_text_path_works(cells, capsys):
+    stub = function_source(code_cell(cells, "nfm_backward"), "nfm_backward")
+    assert "exercises.check_nfm_backward(nfm_backward)" in code_cell(cells, "nfm_backward")
+    assert check_nfm_backward(define(stub, "nfm_backward")).status == "not implemented"
+    # "Delete the raise line and add yours below them": first with no line added yet ...
+    lines = stub.splitlines()
+    cut = next(i for i, line in enumerate(lines) if "raise NotImplementedError" in line)
+    result = check_nfm_backward(define("\n".join(lines[:cut] + lines[cut + 1:]), "nfm_backward"))
+    assert result.status == "fail" and "no gradient for 'out' yet (the 2 before it are right)" in result.message
+    # ... then with the solution's lines after the two the stub gives
+    body = solution(cells).splitlines()
+    start = next(i for i, line in enumerate(body) if line.strip().startswith("dyhat = derr")) + 1
+    end = next(i for i, line in enumerate(body) if line.strip().startswith("return {"))
+    done = "\n".join(lines[:cut] + body[start:end] + lines[cut + 1:])
+    assert check_nfm_backward(define(done, "nfm_backward"))
+    capsys.readouterr()
+
+
+# (what the learner wrote instead of a line of the solution, the gradient it spoils first, the hint)
+PLANTED = [
+    ('dxc1 += dvar1 * 2 * v["xc1"] / B', 'dxc1 = dvar1 * 2 * v["xc1"] / B', "xc1", "plus"),
+    ('dxc1 += dvar1 * 2 * v["xc1"] / B', "pass", "xc1", "bn_var"),
+    ('dxc0 += dvar0 * 2 * v["xc0"] / B', "pass", "xc0", "bn_var"),
+    ("da1 += dmu1 / B", "pass", "a1", "bn_mean"),
+    ("da1 += dmu1 / B", "da1 = dmu1 / B * np.ones_like(dxc1)", "a1", "plus"),
+    ("df_bi += dmu0 / B", "pass", "f_bi", "bn_mean"),
+    ("dE += ds[:, None, :]", "dE = ds[:, None, :]", "E", "plus"),
+    ('dr1 = dz1 * v["mask1"] / v["keep1"]', "dr1 = dz1", "r1", "mask"),
+    ('dr1 = dz1 * v["mask1"] / v["keep1"]', 'dr1 = dz1 * v["mask1"]', "r1", "scale"),
+    ('dbn0 = dz0 * v["mask0"] / v["keep0"]', 'dbn0 = dz0 / v["keep0"]', "bn0", "mask"),
+    ("db1 = da1.sum(0)", "db1 = da1", "b1", "sum"),
+    ("dbeta1 = dbn1.sum(0)", "dbeta1 = dbn1", "beta1", "sum"),
+    ('drstd0 = (dxhat0 * v["xc0"]).sum(0)', 'drstd0 = dxhat0 * v["xc0"]', "rstd0", "sum"),
+    ('np.add.at(dV, v["idx"], dV_idx)', 'dV[v["idx"]] += dV_idx', "V", "scatter"),
+    ('np.add.at(dw, v["idx"], dw_idx)', 'dw[v["idx"]] += dw_idx', "w", "scatter"),
+    ('dbn1 = dr1 * (v["bn1"] > 0)', "dbn1 = dr1", "bn1", "relu"),
+    ('dW1 = v["z0"].T @ da1', 'dW1 = da1.T @ v["z0"]', "W1", "transpose"),
+    ('dE2 = dq[:, None, :] * np.ones_like(v["E2"])', "dE2 = dq[:, None, :]", "E2", "copy"),
+    ('ds = 2 * v["s"] * ds2', 'ds = v["s"] * ds2', "s", "line"),
+]
+# a phrase of each hint that no other hint contains
+PHRASE = {"sum": "was broadcast over the rows", "plus": "is used twice", "bn_var": "variance term is missing",
+          "bn_mean": "mean term is missing", "mask": "dropout's mask is missing",
+          "scale": "dropout's rescaling is missing", "relu": "ReLU passes", "scatter": "repeated ids",
+          "transpose": "side of the product is transposed", "copy": "copied along that axis",
+          "line": "the line's derivative"}
+
+
+def test_every_hint_is_planted_and_each_phrase_is_its_own():
+    assert set(PHRASE) == set(HINTS) == {key for *_, key in PLANTED}
+    for key, phrase in PHRASE.items():
+        assert [k for k, text in HINTS.items() if phrase in text] == [key]
+
+
+@pytest.mark.parametrize("right, wrong, name, key", PLANTED, ids=[f"{k}-{n}" for _, _, n, k in PLANTED])
+def test_a_planted_mistake_fires_its_hint_alone(cells, capsys, right, wrong, name, key):
+    source = solution(cells)
+    assert source.count(right) == 1, right
+    result = check_nfm_backward(define(source.replace(right, wrong), "nfm_backward"))
+    capsys.readouterr()
+    assert result.status == "fail", result.message
+    assert f"the first wrong gradient, walking back from the loss, is d{name} (" in result.message, result.message
+    hint = result.message.split("\n  hint: ")[1]
+    assert [k for k, phrase in PHRASE.items() if phrase in hint] == [key], hint
+
+
+def test_a_crash_in_the_learners_backward_is_reported(capsys):
+    def broken(v, p):
+        return {"err": v["err"], "yhat": v["err"][:, None] + np.ones((3, 2))}     # a broadcasting error
+    result = check_nfm_backward(broken)
+    assert result.status == "fail" and "your function raised ValueError" in capsys.readouterr().out

@@ -411,3 +411,13 @@ def test_the_text_quotes_nfm_as_it_is():
         lines = iter(line.rstrip() for line in source.splitlines())
         shown = [line.rstrip() for line in block.splitlines() if line.strip() and "..." not in line]
         assert all(any(line == want for line in lines) for want in shown), block   # in order, as in the source
+
+
+@pytest.mark.parametrize("phrase,hints", [
+    ("dW must have W's shape (D, M)", deep.AFFINE_HINTS), ("the sum over the batch, not the mean", deep.AFFINE_HINTS),
+    ("sums over the wrong axis", deep.AFFINE_HINTS), ("dx is the evaluation-mode gradient", deep.BATCHNORM_HINTS),
+    ("dx uses the unbiased variance", deep.BATCHNORM_HINTS), ("dx is the gradient with eps = 0", deep.BATCHNORM_HINTS)])
+def test_the_hints_the_solutions_quote_are_the_checkers(phrase, hints):
+    text = " ".join(" ".join(_source(c).split()) for c in _cells() if c["cell_type"] == "markdown")
+    assert phrase in text
+    _hint_with(hints, phrase)

@@ -288,18 +288,19 @@ def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FI
 
         y = lin(x) + pair(x) + g(x) + noise,  noise ~ N(0, noise^2)
 
-    with lin = sum_i w_i x_i the linear part, pair =
-    sum_{i<j} <v_i, v_j> x_i x_j the teacher's pairwise term (embeddings of size
-    ``k_teacher``), and g a higher-order term: a fixed random two-layer tanh
-    network on the teacher's Bi-Interaction vector f_BI (the k_teacher
-    coordinates whose sum is pair), which NFM can learn.
+    each of the three parts centred and scaled (below): lin from sum_i w_i x_i,
+    the linear part; pair from sum_{i<j} <v_i, v_j> x_i x_j, the teacher's
+    pairwise term (embeddings of size ``k_teacher``); and g, a higher-order term:
+    a fixed random two-layer tanh network on the teacher's Bi-Interaction vector
+    f_BI (the k_teacher coordinates whose sum is the pairwise term), which NFM
+    can learn in part.
 
     What is guaranteed, by construction, over the n = n_train + n_valid + n_test
     rows drawn (all three splits together):
 
     - the three parts are scaled to variances 0.2, 0.3 and 0.5 x ``higher_order``
       and are mutually uncorrelated, so their variances add up: the noiseless
-      label has variance 0.5 + 0.5 x ``higher_order`` (0.75 by default), the
+      label has variance 0.5 + 0.5 x ``higher_order`` (0.75 by default), and the
       label that plus noise^2. (w is moved along one direction so that lin is
       uncorrelated with pair; lin is still a sum of per-feature weights.)
     - g is the least-squares residual of the network's output against
@@ -307,16 +308,18 @@ def synthetic(n_train=80_000, n_valid=10_000, n_test=10_000, fields=SYNTHETIC_FI
       the pairwise part, and with every pairwise term sum_c a_c f_BI,c that an
       FM with the teacher's embeddings rescaled per coordinate would compute. So
       no part of g is a copy of the teacher's pairwise term, and an FM fitted to
-      the label has no reason to inflate or shrink the teacher's pair weights.
+      the label has no reason to inflate or shrink the teacher's pair weights
+      as a whole.
 
     g is not orthogonal to *every* function an FM can represent (that space,
     all per-feature and per-pair-of-values effects, has more dimensions than
     there are rows): measured on seed 0 with the defaults, a least-squares fit of
     per-feature weights explains 4.6% of g's variance (1.1% for pure noise on the
     same rows: chance fitting), and an FM with k = 64 trained on g alone explains
-    about 13% of it on the test rows. Most of g is out of an FM's reach. The best
-    RMSE any model can reach is ``noise`` (the noise floor). For ``loss='log'``
-    labels are drawn from Bernoulli(sigmoid(3 (lin + pair + g))) as 0/1.
+    12-13% of it on the test rows (with or without dropout). Most of g is out of
+    an FM's reach. The best RMSE any model can reach is ``noise`` (the noise
+    floor). For ``loss='log'`` labels are drawn from
+    Bernoulli(sigmoid(3 (lin + pair + g))) as 0/1.
 
     Deterministic for a seed. Returns a ``Split``; with ``return_teacher``, also a dict
     with the teacher's ``V`` (n_features, k_teacher), ``w`` (n_features,), ``fields``,

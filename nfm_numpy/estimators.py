@@ -399,15 +399,19 @@ class _Base(BaseEstimator):
         shape the model must be those it was built with: a changed k would otherwise be ignored."""
         if not (p["warm_start"] and hasattr(self, "model_")):
             return False
+        self._same_model(p, "warm_start", "warm_start=False to fit anew")
+        return True
+
+    def _same_model(self, p, how, way_out):
+        """The parameters that shape the model must be those the fitted model was built with."""
         c = self.model_.config
         for key in SHAPING:
             if p[key] != c[key]:
-                raise E.OptionError(f"warm_start continues the fitted model, built with {key}={c[key]!r}; "
-                                    f"{key} is now {p[key]!r} (set it back, or warm_start=False to fit anew)")
+                raise E.OptionError(f"{how} continues the fitted model, built with {key}={c[key]!r}; "
+                                    f"{key} is now {p[key]!r} (set it back, or {way_out})")
         if p["backend"] is not self.model_.xp:
-            raise E.OptionError(f"warm_start continues the fitted model, which lives on "
+            raise E.OptionError(f"{how} continues the fitted model, which lives on "
                                 f"{self.model_.xp.__name__}; backend is now {p['backend'].__name__}")
-        return True
 
     def _model(self, n_features, seed, p):
         common = dict(k=p["k"], keep_prob=p["keep_prob"], batch_norm=p["batch_norm"], l2=p["l2"], loss=self._loss,
@@ -528,6 +532,32 @@ class _Base(BaseEstimator):
             warnings.warn(f"{type(self).__name__}: training diverged ({hist.stopped}); the estimator keeps the "
                           f"weights of epoch {hist.best_epoch}, the best; try a smaller lr", ConvergenceWarning,
                           stacklevel=5)   # the caller of fit (past the two wrappers)
+        return self
+
+    def _partial_fit(self, X, y, weight, p, first):
+        """One pass over validated X and y (standardised, or 0/1), continuing the model and the
+        optimiser's state (the first call builds them). No holdout and no early stopping: a
+        caller that streams batches holds out its own rows. Returns self."""
+        if first:
+            self.model_ = self._model(max(X.shape[1], 1), int(p["random_state"].randint(0, 2**31 - 1)), p)
+            self.n_epochs_ = 0
+        else:                                            # (after fit, too: it continues that model)
+            self._same_model(p, "partial_fit", "fit anew with fit, or on a clone")
+        self.n_batches_seen_ = getattr(self, "n_batches_seen_", 0) if not first else 0
+        self.optimizer_ = self._optimizer(p, first)
+        data = self._rows(X, y, weight)
+        seen = self.model_.label_range
+        hist = fit_model(self.model_, data, optimizer=self.optimizer_, batch_size=min(p["batch_size"], len(data)),
+                         epochs=1, early_stop=False, log=None,
+                         seed=self.model_.config["seed"] + 2 + self.n_batches_seen_)
+        lo, hi = self.model_.label_range or (None, None)
+        if seen is not None and lo is not None:          # the range of every batch's labels, not the last one's
+            self.model_.label_range = (min(seen[0], lo), max(seen[1], hi))
+        self.n_batches_seen_ += 1
+        if hist.diverged or hist.interrupted:
+            raise E.RunFailed(f"partial_fit: {hist.stopped}; the model is as it was before this call"
+                              + ("; try a smaller lr" if hist.diverged else ""))
+        self.history_ = self._in_units(hist)
         return self
 
     def _holdout(self, data, p):
@@ -670,6 +700,22 @@ class FMRegressor(_FMParams, RegressorMixin, _Base):
         valid = None if ev is None else (ev[0], self._standardised(yv, p["dtype"], "eval_set: y_val"))
         return self._fit(X, self._standardised(y, p["dtype"]), w, p, first, valid)
 
+    @_named
+    @_all_or_nothing
+    def partial_fit(self, X, y, sample_weight=None):
+        """One pass over a batch of rows (scikit-learn's incremental learning: call it once per batch,
+        for data that does not fit in memory, e.g. under dask-ml's ``Incremental``). The first call
+        builds the model and fixes how y is standardised, from that batch's mean and spread; later
+        calls continue the model and the optimiser. Returns self."""
+        p = self._check_params()
+        first = not hasattr(self, "model_")
+        X, y = self._validate(X, y, reset=first, y_numeric=True)
+        w = _weights(sample_weight, X.shape[0], p["dtype"])
+        y = _numbers(y)
+        if first:
+            self.y_mean_, self.y_scale_ = _standardisation(y, w)
+        return self._partial_fit(X, self._standardised(y, p["dtype"]), w, p, first)
+
     def _standardised(self, y, dtype, name="y"):
         """(y - y_mean_) / y_scale_, which must fit the model's dtype (it can only fail to when
         tiny weights make the spread of the counted rows much smaller than that of the others)."""
@@ -740,6 +786,27 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
         self.classes_ = classes
         return self._fit(X, (y == classes[1]).astype(np.float64), w, p, first, valid)
 
+    @_named
+    @_all_or_nothing
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One pass over a batch of rows (scikit-learn's incremental learning: once per batch, e.g. under
+        dask-ml's ``Incremental``). ``classes``, the two labels, is needed on the first call (a batch may
+        hold one class only) and, if given later, must be the same. Returns self."""
+        p = self._check_params()
+        first = not hasattr(self, "model_")
+        X, y = self._validate(X, y, reset=first)
+        w = _weights(sample_weight, X.shape[0], p["dtype"])
+        if classes is None and first:
+            raise E.OptionError("partial_fit needs classes=[the two labels] on its first call (a batch may hold "
+                                "only one of them)")
+        if classes is not None:
+            given = self._classes(np.asarray(classes))
+            if not first and not np.array_equal(given, self.classes_):
+                raise E.DataError(f"partial_fit: classes {given.tolist()} differ from those of the first call, "
+                                  f"{self.classes_.tolist()}")
+            self.classes_ = given
+        return self._partial_fit(X, _known_classes(np.asarray(y), self.classes_, "y", "given"), w, p, first)
+
     def _classes(self, y):
         """The two classes of y, sorted; one class or more than two is an error that says so."""
         try:
@@ -781,7 +848,7 @@ class FMClassifier(_FMParams, ClassifierMixin, _Base):
         return tags
 
 
-def _known_classes(y_val, classes):
+def _known_classes(y_val, classes, name="eval_set: y_val", whose="of y"):
     """y_val as 0/1 (1: classes[1]); a label that is not one of y's two classes is named."""
     try:
         known = np.isin(y_val, classes)
@@ -791,7 +858,7 @@ def _known_classes(y_val, classes):
         known &= np.isfinite(y_val)
     if not known.all():
         i = int(np.argmin(known))
-        raise E.DataError(f"eval_set: y_val[{i}] = {y_val.tolist()[i]!r} is not one of the classes of y "
+        raise E.DataError(f"{name}[{i}] = {y_val.tolist()[i]!r} is not one of the classes {whose} "
                           f"({', '.join(map(repr, classes.tolist()))})")
     return (y_val == classes[1]).astype(np.float64)
 

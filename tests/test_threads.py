@@ -35,7 +35,9 @@ def threads_seen_by_fit(small, **kw):
     return seen
 
 
-def test_fit_trains_with_one_thread_and_gives_the_previous_limit_back(small):
+def test_fit_trains_with_one_thread_and_gives_the_previous_limit_back(small, monkeypatch):
+    for name in nf.threads.USER_VARIABLES:          # the default: no setting of the user's (which would win)
+        monkeypatch.delenv(name, raising=False)
     if not blas_counts():
         pytest.skip("NumPy here uses no BLAS library that threadpoolctl can see")
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):

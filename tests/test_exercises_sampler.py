@@ -139,3 +139,38 @@ def test_the_notebooks_stub_checker_call_and_folded_solution():
     ns = {"np": np}
     exec(blocks[0], ns)
     assert exercises.check_draw_w_field(ns["draw_w_field"])
+
+
+def test_the_end_exercise_draw_v_field_solution_matches_the_package():
+    """Exercise 3's folded solution: with z = 0 its column is GibbsFM.v_conditional's mean, and its
+    e and s updates equal the package's after the same draw."""
+    nb = _notebook()
+    blocks = [b for c in nb.cells if c.cell_type == "markdown" and "<details>" in c.source
+              for b in re.findall(r"```python\n(.*?)```", c.source, re.S) if "def draw_v_field(" in b]
+    assert len(blocks) == 1
+    ns = {"np": np}
+    exec(blocks[0], ns)
+    rng = np.random.default_rng(5)
+    N, n_b = 60, 5
+    feat = rng.integers(0, n_b, N)
+    idx = np.stack([feat, n_b + rng.integers(0, 4, N), n_b + 4 + rng.integers(0, 3, N)], axis=1)
+    val = np.ones(idx.shape)
+    val[:, 0] = rng.uniform(-2, 2, N)                                         # field 1: real values
+    s = bayes.GibbsFM(idx, val, rng.standard_normal(N), n_b + 7, k=3, groups=np.repeat([0, 1, 2], [n_b, 4, 3]),
+                      seed=2)
+    for _ in range(2):
+        s.sweep()
+    f, b = 1, int(s.block_of[0])
+    assert list(s.blocks[b].feat) == list(range(n_b))
+    mean, prec = s.v_conditional(f, b)
+    lam, mu = float(s.lam_v[0, f]), float(s.mu_v[0, f])
+    V0, e0, s0 = s.V[:n_b], s.e.copy(), s.s[f].copy()
+    V_mean, _, _ = ns["draw_v_field"](V0, f, e0, s0, feat, val[:, 0], s.alpha, lam, mu, np.zeros(n_b))
+    np.testing.assert_allclose(V_mean[:, f], mean, rtol=1e-10)
+    z = rng.standard_normal(n_b)
+    V1, e1, s1 = ns["draw_v_field"](V0, f, e0, s0, feat, val[:, 0], s.alpha, lam, mu, z)
+    np.testing.assert_allclose(V1[:, f], mean + z / np.sqrt(prec), rtol=1e-10)
+    s.Vc[f][:n_b] = V1[:, f]
+    s.refresh()                                                               # e and s from scratch
+    np.testing.assert_allclose(e1, s.e, atol=1e-12)
+    np.testing.assert_allclose(s1, s.s[f], atol=1e-12)

@@ -16,7 +16,12 @@ peer, in separate processes so that each peak memory is its own:
 * where one of our training steps spends its time (lookup, Bi-Interaction,
   MLP, backward scatter, optimiser), by timing each layer call.
 
-It prints a table with our time divided by the peer's. With ``--rounds R`` each
+The peer runs at its default and at its fastest for each configuration: a probe of two epochs of each of
+its variants (``PEER_VARIANTS``: sparse embedding gradients, EmbeddingBag, one thread) picks the fastest,
+which is then measured in the rounds beside the default. ``--load N`` runs N busy loops
+(``python -c 'while 1: pass'``) during the whole measurement: a machine shared with other jobs.
+
+It prints a table with our time divided by the peer's, default and fastest. With ``--rounds R`` each
 configuration is measured R times, ours and the peer's alternating, and the
 table gives the median ratio and its range: this machine's speed drifts by
 10-15 % over minutes, and alternating makes a drift hit both sides. Frappe is read from
@@ -154,8 +159,21 @@ def step_breakdown(model_kind, split, batch, backend, epochs=1):
     return {"step_us": total / steps * 1e6, "parts_us": parts}
 
 
-def run_peer(peer_python, model_kind, batch, data_dir, name, epochs):
-    cmd = [peer_python, str(PEER), "--split", "full", "--threads", "2", "--model", model_kind,
+# the peer's configurations: its default, and what a PyTorch user who wants speed turns on (sparse embedding
+# gradients, EmbeddingBag for the Bi-Interaction sums, one thread on a busy machine); "fastest" is, for each
+# configuration, the one of these with the shortest epochs in a probe run before the rounds
+PEER_VARIANTS = {  # name: (threads, options)
+    "default": (2, []),
+    "sparse": (2, ["--sparse-grad", "1"]),
+    "bag": (2, ["--bi-impl", "bag"]),
+    "sparse+bag": (2, ["--sparse-grad", "1", "--bi-impl", "bag"]),
+    "sparse+bag, 1 thread": (1, ["--sparse-grad", "1", "--bi-impl", "bag"]),
+}
+
+
+def run_peer(peer_python, model_kind, batch, data_dir, name, epochs, variant="default"):
+    threads, extra = PEER_VARIANTS[variant]
+    cmd = [peer_python, str(PEER), "--split", "full", "--threads", str(threads), "--model", model_kind, *extra,
            "--hidden-factor", "64", "--lr", "0.05", "--batch-size", str(batch), "--max-epochs", str(epochs),
            "--early-stop", "0", "--data-dir", str(data_dir), "--name", name]
     cmd += (["--layers", "64", "--keep-prob", "0.8,0.5", "--batch-norm", "1"] if model_kind == "nfm"
@@ -168,8 +186,13 @@ def run_peer(peer_python, model_kind, batch, data_dir, name, epochs):
         res = json.loads(Path(f.name).read_text())
         wall = time.perf_counter() - t
     secs = res["epoch_train_seconds"]
-    return {"epoch_seconds": secs, "median": statistics.median(secs[1:] or secs),
+    return {"epoch_seconds": secs, "median": statistics.median(secs[1:] or secs), "variant": variant,
             "peak_rss_mib": res.get("peak_rss_mib"), "wall": wall, "versions": res.get("versions")}
+
+
+def busy_loops(n):
+    """n processes that spin (``python -c 'while 1: pass'``): a machine busy with other jobs."""
+    return [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(n)]
 
 
 def summarise(runs):
@@ -220,6 +243,11 @@ def main():
                     help="measure each configuration this many times, alternating ours and the peer; the table "
                          "gives the median ratio and its range (default 1)")
     ap.add_argument("--json-out", default=None)
+    ap.add_argument("--load", type=int, default=0,
+                    help="run N busy loops (python -c 'while 1: pass') during every measurement: a loaded machine")
+    ap.add_argument("--peer-variants", default=",".join(PEER_VARIANTS),
+                    help="the peer configurations to probe for its fastest (names from PEER_VARIANTS, comma-"
+                         "separated; 'default' is always measured)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="nfm", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
@@ -229,12 +257,22 @@ def main():
     if a.child:
         return child(a)
 
+    loops = busy_loops(a.load)
+    try:
+        return measure(a)
+    finally:
+        for q in loops:
+            q.kill()
+
+
+def measure(a):
     have_frappe = all((a.frappe / f"frappe.{s}.libfm").exists() for s in ("train", "validation", "test"))
     import numpy as np
     import scipy
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
-          f"backend {a.backend}; epochs per run {a.epochs} (median of all but the first)")
+          f"backend {a.backend}; epochs per run {a.epochs} (median of all but the first); "
+          f"{a.load} busy loops running; our BLAS threads: nfm_numpy's default (1) unless OPENBLAS_NUM_THREADS says")
     results = {}
     if have_frappe:
         med, lo, hi = measure_read(a.frappe)
@@ -257,37 +295,50 @@ def main():
                     mltag_dir = tempfile.mkdtemp(prefix="mltag-sized-")
                     write_libfm(mltag_sized(), mltag_dir, "mltag")
                 data_dir, name = mltag_dir, "mltag"
+        fastest = "default"
+        if a.peer_python:                 # a probe of each variant picks the peer's fastest for this configuration
+            probe = {v: run_peer(a.peer_python, model, batch, data_dir, name, 2, v)["median"]
+                     for v in a.peer_variants.split(",")}
+            fastest = min(probe, key=probe.get)
+            print(f"  {label:<24} peer probe (s/epoch): "
+                  + ", ".join(f"{v} {t:.3f}" for v, t in probe.items()) + f" -> fastest: {fastest}", flush=True)
         # rounds alternate ours and the peer, so a drift of the machine's speed hits both alike
-        ours_runs, peer_runs = [], []
+        ours_runs, peer_runs, fast_runs = [], [], []
         for _ in range(a.rounds):
             ours_runs.append(ours_in_child(a, model, batch, dataset))
             if a.peer_python:
                 peer_runs.append(run_peer(a.peer_python, model, batch, data_dir, name, a.epochs))
+                fast_runs.append(peer_runs[-1] if fastest == "default" else
+                                 run_peer(a.peer_python, model, batch, data_dir, name, a.epochs, fastest))
         ours = summarise(ours_runs)
         peer = summarise(peer_runs) if peer_runs else None
-        if peer:
-            ratios = [o["median"] / q["median"] for o, q in zip(ours_runs, peer_runs)]
-            peer["ratio"], peer["ratio_range"] = statistics.median(ratios), (min(ratios), max(ratios))
-        results[label] = {"ours": ours, "peer": peer}
-        rows.append((label, ours, peer))
-        ratio = f"{peer['ratio']:.2f}" if peer else "-"
+        fast = summarise(fast_runs) if fast_runs else None
+        for side, runs in ((peer, peer_runs), (fast, fast_runs)):
+            if side:
+                ratios = [o["median"] / q["median"] for o, q in zip(ours_runs, runs)]
+                side["ratio"], side["ratio_range"] = statistics.median(ratios), (min(ratios), max(ratios))
+        results[label] = {"ours": ours, "peer": peer, "peer_fastest": fast, "load": a.load}
+        rows.append((label, ours, peer, fast))
+        ratio = f"{peer['ratio']:.2f} (fastest {fast['ratio']:.2f})" if peer else "-"
         print(f"  {label:<24} ours {ours['median']:.3f} s   peer {peer['median'] if peer else float('nan'):.3f} s"
               f"   ratio {ratio}", flush=True)
 
     print()
-    print("| configuration | ours s/epoch | peer s/epoch | ours / peer | ours samples/s | peer samples/s "
-          "| ours peak MiB | peer peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, ours, peer in rows:
+    print("| configuration | ours s/epoch | peer default s | ours / default | peer fastest (which) s "
+          "| ours / fastest | ours rows/s | ours peak MiB | peer peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    def ratio(side):
+        lo, hi = side["ratio_range"]
+        return f"**{side['ratio']:.2f}**" + (f" ({lo:.2f}-{hi:.2f})" if a.rounds > 1 else "")
+    for label, ours, peer, fast in rows:
         sps = ours["rows"] / ours["median"]
         if peer:
-            lo, hi = peer["ratio_range"]
-            spread = f" ({lo:.2f}-{hi:.2f})" if a.rounds > 1 else ""
-            print(f"| {label} | {ours['median']:.3f} | {peer['median']:.3f} | **{peer['ratio']:.2f}**{spread} "
-                  f"| {sps:,.0f} | {ours['rows'] / peer['median']:,.0f} | {ours['peak_rss_mib']:.0f} "
-                  f"| {peer['peak_rss_mib'] or float('nan'):.0f} |")
+            print(f"| {label} | {ours['median']:.3f} | {peer['median']:.3f} | {ratio(peer)} | {fast['median']:.3f} "
+                  f"({fast['variant']}) | {ratio(fast)} | {sps:,.0f} | {ours['peak_rss_mib']:.0f} "
+                  f"| {max(peer['peak_rss_mib'] or 0, fast['peak_rss_mib'] or 0):.0f} |")
         else:
-            print(f"| {label} | {ours['median']:.3f} | - | - | {sps:,.0f} | - | {ours['peak_rss_mib']:.0f} | - |")
+            print(f"| {label} | {ours['median']:.3f} | - | - | - | - | {sps:,.0f} | {ours['peak_rss_mib']:.0f} | - |")
 
     # where the time goes: the per-step-overhead-bound case (Frappe, batch 128) and the
     # memory-bound one (ML-tag-sized tables, batch 4096)

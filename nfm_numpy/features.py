@@ -74,7 +74,7 @@ ALL = "*"                      # categorical="*": every column no other argument
 # a value that occurs once: as a field it memorises rows (a timestamp, a row id) instead of learning.
 NEAR_UNIQUE_ROWS = 50
 # bucket edges are quantiles of at most this many values of a column (all of them, if there are no more)
-BUCKET_SAMPLE = 1_000_000
+BUCKET_SAMPLE = 250_000       # (a quantile from 250,000 draws is within about 0.2 % of its rank)
 # what a user's file may use as a delimiter by mistake: the hint of a wrong-delimiter error
 LIKELY_DELIMITERS = (",", ";", "\t", "|", ":", " ")
 # a path that names a descriptor already open (process substitution <(...), a shell pipe): read as a stream

@@ -167,3 +167,28 @@ def test_every_checker_is_used_and_solved_in_a_notebook(capsys):
     assert not missing, f"exercises without a notebook solution: {missing}"
     failed = {n: r.message for n, (_, r) in found.items() if not r}
     assert not failed, failed
+
+
+def test_a_result_shows_its_message_once_in_jupyter(capsys):
+    """The checker prints its message; Jupyter then displays the returned Result as the cell's value.
+    It must add nothing (no second copy of the message), while str, bool and repr stay useful."""
+    formatters = pytest.importorskip("IPython.core.formatters")
+    result = X.check_scatter_rows(scatter_rows)
+    assert capsys.readouterr().out.count("scatter_rows: PASS") == 1
+    assert formatters.DisplayFormatter().format(result) == ({}, {})          # Jupyter displays no text at all
+    assert str(result).startswith("scatter_rows: PASS") and bool(result)
+    assert repr(result) == "Result(name='scatter_rows', status='pass')"
+
+
+def test_outputs_given_as_a_list_are_accepted(capsys):
+    """Several outputs returned as a list, or one array returned as a nested list, pass like arrays."""
+    assert X.check_affine_backward(lambda da, x, W: list(affine_backward(da, x, W)))
+    assert X.check_scatter_rows(lambda idx, G, n: scatter_rows(idx, G, n).tolist())
+    assert X.check_batchnorm_backward(lambda *a: list(batchnorm_backward(*a)))
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 3 and "outputs" not in out, out
+
+
+def test_a_mistake_in_a_list_of_outputs_still_gets_its_hint(capsys):
+    result = X.check_affine_backward(lambda da, x, W: [da @ W.T, x.T @ da, da.mean(0)])
+    assert not result and "sum over the batch, not the mean" in capsys.readouterr().out

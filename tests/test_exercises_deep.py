@@ -32,9 +32,13 @@ def affine_backward(da, z, W):
     return da @ W.T, z.T @ da, da.sum(axis=0)
 
 
-def bn_answer(dy, x, gamma, eps, ddof=0, use_eps=True, mean_term=True, variance_term=True, dx_uses_gamma=True):
-    """The training-mode batch-norm gradients, or a wrong version of dx on request."""
+def bn_answer(dy, x, gamma, eps, ddof=0, use_eps=True, mean_term=True, variance_term=True, dx_uses_gamma=True,
+              means=""):
+    """The training-mode batch-norm gradients, or a wrong version of dx on request (``means``: "mean",
+    "variance" or both, the terms whose sum over the batch is written as a mean)."""
     B = x.shape[0]
+    mean_term = mean_term / B if "mean" in means else mean_term
+    variance_term = variance_term / B if "variance" in means else variance_term
     mu = x.sum(axis=0) / B
     var = ((x - mu) ** 2).sum(axis=0) / (B - ddof)
     rho = 1.0 / np.sqrt(var + (eps if use_eps else 0.0))
@@ -77,6 +81,11 @@ BN_PLANTED = [
     (_with_dx(variance_term=False), "dx lacks the variance term"),
     (_with_dx(variance_term=2), "variance term is 2 times"),             # the -1/2 of d rho / d var forgotten
     (_with_dx(variance_term=0.5), "variance term is 2 times"),           # the 2 of d var / d x_r forgotten
+    (_with_dx(mean_term=2), "mean term is 2 times"),
+    (_with_dx(mean_term=0.5), "mean term is 2 times"),
+    (_with_dx(means="mean variance"), "a mean over the batch where"),   # g.mean(0) for g.sum(0), both terms
+    (_with_dx(means="mean"), "a mean over the batch where"),
+    (_with_dx(means="variance"), "a mean over the batch where"),
     (_with_dx(dx_uses_gamma=False), "dx is missing gamma"),
     (_with_dx(ddof=1), "unbiased variance"),
     (_with_dx(use_eps=False), "gradient with eps = 0"),
@@ -84,9 +93,9 @@ BN_PLANTED = [
     (_replace(1, lambda dy, x, gamma, eps: dy.sum(axis=0)), "is dbeta's formula"),
     (_replace(1, lambda dy, x, gamma, eps: (dy * _xhat(x, eps)).mean(axis=0)), "dgamma is the mean"),
     (_replace(1, lambda dy, x, gamma, eps: (dy * (x - x.mean(axis=0))).sum(axis=0)), "dgamma uses x - mu"),
-    (_replace(1, lambda dy, x, gamma, eps: gamma * (dy * _xhat(x, eps)).sum(axis=0)), "dgamma is gamma times"),
+    (_replace(1, lambda dy, x, gamma, eps: gamma * (dy * _xhat(x, eps)).sum(axis=0)), "dgamma is multiplied by gamma"),
     (_replace(2, lambda dy, x, gamma, eps: dy.mean(axis=0)), "dbeta is the mean"),
-    (_replace(2, lambda dy, x, gamma, eps: gamma * dy.sum(axis=0)), "dbeta is gamma times"),
+    (_replace(2, lambda dy, x, gamma, eps: gamma * dy.sum(axis=0)), "dbeta is multiplied by gamma"),
     # mistakes no hint names: the last-resort hint of the output that failed
     (_with_dx(mean_term=-1), "dx: compare each term"),
     (_replace(1, lambda dy, x, gamma, eps: (dy * _xhat(x, eps)).sum(axis=0) + 0.01),
@@ -310,6 +319,17 @@ def _classes(forward_move=FORWARD_MOVE, backward_move=None):
     if backward_move:
         _run(_learner_edit(_stub("DropoutFirstBoth"), "backward", *backward_move).split("exercises.check")[0], ns)
     return ns
+
+
+def test_step_2_not_done_yet_is_not_implemented_yet(capsys):
+    """Cell 27 run after step 1, before step 2: its backward stub raises, reported like any stub."""
+    ns = _classes()
+    _run(_stub("DropoutFirstBoth").split("exercises.check")[0], ns)
+    result = deep.check_dropout_first(ns["DropoutFirstBoth"])
+    out = capsys.readouterr().out
+    assert result.status == "not implemented" and "FAIL" not in out and "hint:" not in out, out
+    assert "DropoutFirstBoth: the forward runs dropout before batch norm; the backward is not implemented yet " \
+           "(step 2: paste NFM.backward" in out, out
 
 
 def test_a_forward_pasted_but_not_changed_is_named(capsys):

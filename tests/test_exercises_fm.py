@@ -189,6 +189,13 @@ def scatter_row_loop(idx, G, n):
     return dV
 
 
+def scatter_skipping_id_zero(idx, G, n):
+    dV = np.zeros((n, G.shape[2]))
+    real = idx != 0                                                   # id 0 taken for padding
+    np.add.at(dV, idx[real], G[real])
+    return dV
+
+
 PLANTED = [  # (checker, mistake, a phrase of its hint, the hint's place in the checker's list)
     ("check_fm_pairwise", kept_diagonal, "you kept the diagonal", 0),
     ("check_fm_pairwise", no_half, "every pair counted twice", 1),
@@ -206,6 +213,7 @@ PLANTED = [  # (checker, mistake, a phrase of its hint, the hint's place in the 
     ("check_scatter_rows", scatter_fancy, "keeps only one occurrence of each id", 0),
     ("check_scatter_rows", scatter_assign, "keeps only one occurrence of each id", 0),
     ("check_scatter_rows", scatter_row_loop, "ids repeated within a row", 1),
+    ("check_scatter_rows", scatter_skipping_id_zero, "id 0 is a real feature, not padding", 2),
 ]
 HINTS = {"check_fm_pairwise": fm_checkers.FM_PAIRWISE_HINTS,
          "check_bi_interaction_backward": fm_checkers.BI_BACKWARD_HINTS,

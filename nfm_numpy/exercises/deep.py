@@ -15,12 +15,12 @@ import numpy as np
 from .. import backend, gradcheck, layers
 from ..gradcheck import rel_error
 from ..model import NFM
-from .harness import TOL, Result, _close, _compare, _run, _say
+from .harness import TOL, Result, _close, _compare, _outputs, _run, _say
 
 
 def _first_wrong(got, want):
     """Index of the output ``harness._compare`` reports (the first with a wrong shape or value), or None."""
-    got = got if isinstance(got, tuple) else (got,)
+    got = _outputs(got, want)
     if len(got) != len(want):
         return None
     for i, (g, w) in enumerate(zip(got, want)):
@@ -104,6 +104,19 @@ def _variance_term_off_by_2(got, want, args):
                for factor in (2.0, 0.5))
 
 
+def _mean_term_off_by_2(got, want, args):
+    """dx with its mean term doubled or halved."""
+    return any(_when(0, lambda dy, x, gamma, eps, f=factor: _dx(*_bn(dy, x, gamma, eps), f, True))(got, want, args)
+               for factor in (2.0, 0.5))
+
+
+def _means_for_sums(got, want, args):
+    """dx with a mean over the batch in place of one or both sums inside rho/B (...)."""
+    B = args[1].shape[0]
+    return any(_when(0, lambda dy, x, gamma, eps, m=m, v=v: _dx(*_bn(dy, x, gamma, eps), m, v))(got, want, args)
+               for m, v in ((1 / B, 1 / B), (1 / B, 1.0), (1.0, 1 / B)))
+
+
 _DX = ("dx_r = rho/B (B g_r - sum_r' g_r' - xhat_r sum_r' g_r' xhat_r'), with g = gamma dy, "
        "rho = 1/sqrt(var + eps), xhat = (x - mu) rho")
 
@@ -119,6 +132,12 @@ BATCHNORM_HINTS = [
     (_variance_term_off_by_2,
      "dx's variance term is 2 times too large or too small: d rho / d var = -rho^3 / 2 and "
      "d var / d x_r = 2 (x_r - mu) / B, which together give - xhat_r sum_r' g_r' xhat_r' inside rho/B (...)"),
+    (_mean_term_off_by_2,
+     "dx's mean term is 2 times too large or too small: dL/dmu = -rho sum_r' g_r' (its path through var "
+     "adds 0) and d mu / d x_r = 1/B, which together give - sum_r' g_r' inside rho/B (...)"),
+    (_means_for_sums,
+     "dx has a mean over the batch where the formula has a sum: the 1/B is already in front, "
+     "rho/B (B g_r - sum_r' g_r' - xhat_r sum_r' g_r' xhat_r'), so the two inner terms are sums"),
     (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps)[:2], dy)),
      "dx is missing gamma: the terms use g = gamma dy = dL/dxhat, not dy: " + _DX),
     (_when(0, lambda dy, x, gamma, eps: _dx(*_bn(dy, x, gamma, eps, ddof=1))),
@@ -134,11 +153,13 @@ BATCHNORM_HINTS = [
     (_when(1, lambda dy, x, gamma, eps: (dy * (x - x.mean(axis=0))).sum(axis=0)),
      "dgamma uses x - mu where it needs xhat = (x - mu) rho: dgamma = sum_r dy_r xhat_r"),
     (_when(1, lambda dy, x, gamma, eps: (dy * gamma * _bn(dy, x, gamma, eps)[1]).sum(axis=0)),
-     "dgamma is gamma times too large: dgamma = sum_r dy_r xhat_r, with dy, not g = gamma dy"),
+     "dgamma is multiplied by gamma (too large where gamma > 1, too small where gamma < 1): "
+     "dgamma = sum_r dy_r xhat_r, with dy, not g = gamma dy"),
     (_when(2, lambda dy, x, gamma, eps: dy.mean(axis=0)),
      "dbeta is the mean over the batch, not the sum: dbeta = sum_r dy_r"),
     (_when(2, lambda dy, x, gamma, eps: (dy * gamma).sum(axis=0)),
-     "dbeta is gamma times too large: dbeta = sum_r dy_r, with dy, not g = gamma dy"),
+     "dbeta is multiplied by gamma (too large where gamma > 1, too small where gamma < 1): "
+     "dbeta = sum_r dy_r, with dy, not g = gamma dy"),
     (_when(0), "dx: compare each term with " + _DX + " (var the biased variance, divided by B)"),
     (_when(1), "dgamma = sum_r dy_r xhat_r, with xhat = (x - mu) / sqrt(var + eps)"),
     (_when(2), "dbeta = sum_r dy_r: beta is added to every row"),
@@ -228,6 +249,10 @@ def check_dropout_first(model_class):
               "batch norm, dropout, affine")
     try:
         report = gradcheck.check_model(model, batch)
+    except NotImplementedError as e:   # step 1 done, step 2's stub still there
+        return _say(Result(name, "not implemented", f"{name}: the forward runs dropout before batch norm; the "
+                                                   f"backward is not implemented yet ({e or 'the stub raises'}); "
+                                                   "write it above and run this cell again"))
     except Exception as e:   # a backward that mixes up the caches can fail on shapes
         return _say(Result(name, "fail", f"{name}: FAIL: the forward runs dropout before batch norm, but the "
                                          f"backward pass raised {type(e).__name__}: {e}"

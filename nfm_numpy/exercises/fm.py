@@ -127,6 +127,10 @@ def _fancy_per_row(idx, G, n):
     return dV
 
 
+def _skip_id_zero(idx, G, n):
+    return _scatter_reference(idx, G * (idx != 0)[:, :, None], n)    # entries of id 0 left out
+
+
 SCATTER_HINTS = [
     (lambda got, want, a: _close(got, _fancy_scatter(*a)),
      "repeated ids: dV[idx] += G (or dV[idx] = G) keeps only one occurrence of each id (NumPy buffers the "
@@ -134,6 +138,9 @@ SCATTER_HINTS = [
     (lambda got, want, a: _close(got, _fancy_per_row(*a)) and not _close(got, _fancy_scatter(*a)),  # one row: the same
      "ids repeated within a row: a loop over rows with dV[idx[b]] += G[b] adds across rows but keeps only "
      "one occurrence of an id inside a row; use np.add.at, which adds every occurrence"),
+    (lambda got, want, a: _close(got, _skip_id_zero(*a)),
+     "row 0 of dV is missing: id 0 is a real feature, not padding, so add every entry's row, id 0's too "
+     "(padding is told by its value x = 0, and its rows of G are then 0 already)"),
 ]
 
 

@@ -24,7 +24,13 @@ class Result:
     def __str__(self):
         return self.message
 
-    __repr__ = __str__
+    def __repr__(self):
+        # plain Python: a short summary (the checker has already printed the message)
+        return f"Result(name={self.name!r}, status={self.status!r})"
+
+    def _ipython_display_(self):
+        """Jupyter shows a cell's last value after its printed output; the checker has printed the message
+        already, so a Result displays nothing more (no trailing ``;`` needed)."""
 
 
 def _cases(seed=0, n=40, rows=(3, 8, 1), entries=(4, 6, 1)):
@@ -78,11 +84,18 @@ def _say(result):
     return result
 
 
+def _outputs(got, want):
+    """``got`` as a tuple of outputs: where several are expected, a list of them is as good as a tuple;
+    where one is expected, a list is that one output (an array written as a list)."""
+    if isinstance(want, tuple):
+        return tuple(got) if isinstance(got, (tuple, list)) else (got,)
+    return got if isinstance(got, tuple) else (got,)
+
+
 def _compare(names):
     """A comparer of tuples (or single arrays) of outputs, element by element."""
     def compare(got, want):
-        got = got if isinstance(got, tuple) else (got,)
-        want = want if isinstance(want, tuple) else (want,)
+        got, want = _outputs(got, want), want if isinstance(want, tuple) else (want,)
         if len(got) != len(want):
             return f"expected {len(want)} outputs ({', '.join(names)}), got {len(got)}"
         for n, g, w in zip(names, got, want):

@@ -1456,6 +1456,13 @@ def _two_classes(table, label, codes, n_texts, text, positive, classes):
     return lut[codes], note, classes
 
 
+def _present_labels(table, label, missing):
+    """The distinct label cells of ``table`` that are not missing (blank, or one of ``missing``), as text."""
+    codes, texts = table.codes(label)
+    held = np.bincount(codes, minlength=texts.size) > 0
+    return [t for t in texts[held].tolist() if t.strip(ASCII_BLANKS) and t.strip(ASCII_BLANKS) not in missing]
+
+
 def _guess_positive(values):
     """The value of two that most likely means 'positive', for an example in a message."""
     for v in values:

@@ -43,12 +43,15 @@ from .features import (
     LOSSES,
     MISSING,
     Encoder,
+    Table,
     _cell_values,
     _column,
     _dataset,
     _dtype,
     _label_text,
+    _labels,
     _path,
+    _present_labels as _present,
     _split_fractions,
     read_csv_chunks,
     split_rows,
@@ -212,29 +215,27 @@ def build_csv_cache(folder, path, label, categorical=None, numeric=(), multi_val
             [folder / "cache.json", folder / "encoder.npz"]:
         old.unlink(missing_ok=True)
 
-    def pieces(part):
-        """(table piece, its rows of ``part``) over the file(s), in file order."""
+    def pieces(parts=PARTS):
+        """(part, rows of that part) over the file(s) once, in file order: a piece of a file of its own
+        is one part's; a piece of the one file is cut into the parts its rows belong to."""
         if valid_path:
-            yield from ((t, None) for t in read_csv_chunks(files[PARTS.index(part)], delimiter, chunk_rows))
+            for part, f in zip(parts, files):
+                yield from ((part, t) for t in read_csv_chunks(f, delimiter, chunk_rows))
             return
         start = 0
         for t in read_csv_chunks(path, delimiter, chunk_rows):
             if start + len(t) > part_of.size:
                 raise DataError(f"{path}: more rows than the {part_of.size:,} counted in the first pass (did the "
                                 "file change, or does it end its lines with a lone carriage return?)")
-            mine = np.flatnonzero(part_of[start:start + len(t)] == PARTS.index(part))
+            of = part_of[start:start + len(t)]
             start += len(t)
-            yield t, mine
+            for i, part in enumerate(PARTS):
+                mine = np.flatnonzero(of == i)
+                if mine.size:
+                    yield part, t.take(mine)
         if start != part_of.size:
             raise DataError(f"{path}: {start:,} rows, but {part_of.size:,} were counted in the first pass (did the "
                             "file change while it was read?)")
-
-    def rows_of(part):
-        for t, mine in pieces(part):
-            if mine is None:
-                yield t
-            elif mine.size:
-                yield t.take(mine)
 
     part_of = None
     if not valid_path:                                   # pass 1: count, then each row's part as split_rows says
@@ -245,41 +246,46 @@ def build_csv_cache(folder, path, label, categorical=None, numeric=(), multi_val
         say(f"cache: pass 1 of 3: {n:,} rows in {path}")
     widths = {p: {} for p in PARTS}
     multi = dict(enc.multi_valued or {})
-    n_train = 0
+    n_train, label_texts = 0, {}
 
-    def train_rows():
+    def train_rows():                                    # and, as they pass, what the other parts need to know
         nonlocal n_train
-        for t in rows_of("train"):
-            if not n_train and label not in t:
+        for part, t in pieces(PARTS if multi else PARTS[:1]):      # (other files: for their widths only)
+            if not n_train and part == "train" and label not in t:
                 raise OptionError(t.no_column(label, "label column"))
-            _widen(widths["train"], t, multi)
-            n_train += len(t)
-            yield t
+            _widen(widths[part], t, multi)
+            if part == "train":
+                n_train += len(t)
+                if positive is not None:
+                    label_texts.update(dict.fromkeys(_present(t, label, enc.missing)))
+                yield t
     enc.fit_chunks(train_rows())
+    # a positive class is decided by all the training labels together, as in memory (never by one piece)
+    classes = None if positive is None else _labels(
+        Table({label: np.array(list(label_texts) + [None], dtype=object)[:-1]}, source=path), label, loss,
+        enc.missing, positive)[2]
     notes = list(enc.notes)
-    if multi:                                            # the widest cell of each other part
-        for p in PARTS[1:]:
-            for t in rows_of(p):
-                _widen(widths[p], t, multi)
     passes = 3 if part_of is not None else 2
     say(f"cache: pass {passes - 1} of {passes}: fitted the encoder on {n_train:,} training rows "
         f"({enc.n_features:,} features)")
     meta = {"format": FORMAT, "key": key, "n_features": enc.n_features, "dtype": dtype.name, "loss": loss,
             "width": {}, "parts": {}}
-    classes = None
     rng = np.random.default_rng([seed, 7])               # which shard each training row goes to
+    writers = {p: _PartWriter(folder, p, loss, enc, widths[p],
+                              max(1, math.ceil(n_train / shard_rows)) if p == "train" else 1) for p in PARTS}
+    stems = {p: Path(files[PARTS.index(p) if valid_path else 0]).stem for p in PARTS}
+    try:
+        for p, t in pieces():                            # the last pass: every part's rows, the file read once
+            ds, n_unseen, _, rounded = _dataset(enc, t, f"{stems[p]}.{p}", loss, dtype, positive=positive,
+                                                classes=classes, widths=widths[p])
+            writers[p].add(t, ds, rng, n_unseen, rounded)
+    finally:
+        for w in writers.values():
+            w.close()
     for p in PARTS:
-        stem = Path(files[PARTS.index(p) if valid_path else 0]).stem
-        writer = _PartWriter(folder, p, loss, enc, widths[p],
-                             max(1, math.ceil(n_train / shard_rows)) if p == "train" else 1)
-        for t in rows_of(p):
-            ds, n_unseen, classes, rounded = _dataset(enc, t, f"{stem}.{p}", loss, dtype, positive=positive,
-                                                      classes=classes, widths=writer.widths)
-            writer.add(t, ds, rng, n_unseen, rounded)
-        writer.close()
-        meta["width"][p] = writer.width
-        meta["parts"][p] = writer.record()
-        notes += writer.notes()
+        meta["width"][p] = writers[p].width
+        meta["parts"][p] = writers[p].record()
+        notes += [n for n in writers[p].notes() if n not in notes]
     np.savez(folder / "encoder.npz", **enc.to_arrays())
     meta["notes"] = notes
     (folder / "cache.json").write_text(json.dumps(meta, indent=1))
@@ -324,7 +330,7 @@ class _PartWriter:
     random), and checks what only all the pieces together show (the log loss's label kinds)."""
 
     def __init__(self, folder, part, loss, enc, widths, n_shards):
-        self.part, self.loss, self.widths = part, loss, widths
+        self.part, self.loss = part, loss
         self.width = sum(max(f.width, widths.get(f.name, 1)) if f.kind == "multi" else 1 for f in enc.fields)
         self.files = [[open(folder / f"{part}.{s:04d}.{w}", "wb") for w in ("idx", "val", "y")]
                       for s in range(n_shards)]

@@ -205,3 +205,21 @@ def test_options_are_checked_before_any_file_is_read(tmp_path):
     with pytest.raises(OptionError, match="both"):
         ondisk.build_csv_cache(tmp_path / "c", str(tmp_path / "absent.csv"), "y", valid_path="v.csv", **KW)
     assert not (tmp_path / "c").exists()
+
+
+def test_a_positive_class_is_decided_by_all_training_rows_not_the_first_piece(tmp_path):
+    p = tmp_path / "yes.csv"
+    p.write_text("y,a\n" + "yes,x\n" * 8 + "no,y\nyes,y\n" * 8)         # the first pieces hold one class only
+    kw = dict(categorical="*", loss="log", positive="yes")
+    split, enc, notes = F.load_csv_split(str(p), "y", valid_path=str(p), test_path=str(p), **kw)
+    disk, _, dnotes = ondisk.build_csv_cache(tmp_path / "c", str(p), "y", chunk_rows=4, log=None,
+                                             valid_path=str(p), test_path=str(p), **kw)
+    assert np.array_equal(disk.train.y, split.train.y) and sorted(notes) == sorted(dnotes)
+
+
+def test_the_split_route_reads_the_file_twice_after_counting(files, monkeypatch):
+    calls = []
+    real = ondisk.read_csv_chunks
+    monkeypatch.setattr(ondisk, "read_csv_chunks", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    ondisk.build_csv_cache(files["dir"] / "twice", files["train"], "y", chunk_rows=500, log=None, **KW)
+    assert calls == [files["train"]] * 2              # the encoder's pass and the writing pass (counting: no parse)

@@ -248,6 +248,7 @@ def main():
     ap.add_argument("--peer-variants", default=",".join(PEER_VARIANTS),
                     help="the peer configurations to probe for its fastest (names from PEER_VARIANTS, comma-"
                          "separated; 'default' is always measured)")
+    ap.add_argument("--no-breakdown", action="store_true", help="skip where-the-step-goes (the per-layer timing)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="nfm", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
@@ -343,7 +344,7 @@ def measure(a):
     # where the time goes: the per-step-overhead-bound case (Frappe, batch 128) and the
     # memory-bound one (ML-tag-sized tables, batch 4096)
     for label, model, batch, dataset in BREAKDOWNS:
-        if (a.only and a.only not in label) or (dataset == "frappe" and not have_frappe):
+        if (a.only and a.only not in label) or (dataset == "frappe" and not have_frappe) or a.no_breakdown:
             continue
         bd = ours_in_child(a, model, batch, dataset, breakdown=True)["breakdown"]
         results[f"breakdown {label}"] = bd

@@ -45,3 +45,60 @@ def test_nb7_exercise_3_the_solutions_loop_runs(monkeypatch, capsys):
         exec(s, ns)
     lines = [x for x in capsys.readouterr().out.splitlines() if " KB " in x]
     assert [int(x.split()[0]) for x in lines] == [16, 64, 128, 256, 1024, 4096]
+
+
+RAW = NOTEBOOKS.parents[1] / "shared" / "data" / "frappe-raw"
+
+
+@pytest.fixture(scope="module")
+def nb8_rows():
+    """Notebook 8's cells up to the encoder, in full mode, on the raw Frappe log (skipped without it)."""
+    if not (RAW / "frappe.csv").exists():
+        pytest.skip("the raw Frappe log is not here")
+    import contextlib
+    import io
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    cells = [c for c in json.loads((NOTEBOOKS / "08_your_own_data.ipynb").read_text())["cells"]
+             if c["cell_type"] == "code"]
+    ns, cwd = {}, os.getcwd()
+    env = os.environ.pop("CI", None)
+    try:
+        os.chdir(NOTEBOOKS)
+        with contextlib.redirect_stdout(io.StringIO()):
+            for c in cells[:5]:
+                exec("".join(c["source"]), ns)
+    finally:
+        os.chdir(cwd)
+        if env is not None:
+            os.environ["CI"] = env
+    assert ns["ON_FRAPPE"]
+    return ns
+
+
+def test_nb8_exercise_1_min_count_5_as_worded(nb8_rows):
+    """The encoder the exercise names: the rare values and the OOV cells its solution quotes."""
+    from nfm_numpy import features
+    text = _markdown("08_your_own_data.ipynb")
+    call = 'features.Encoder(categorical="*", label="label", ignore=["cnt"], min_count=5)'
+    assert call in text
+    enc5 = eval(call, {"features": features}).fit(nb8_rows["train_rows"])
+    rare = {f.name: f.counts.get("rare", 0) for f in enc5.fields}
+    assert (rare["user"], rare["item"], rare["weather"], rare["country"], rare["city"]) == (117, 0, 1, 3, 11)
+    assert "117 of the 956 users" in text and "1 weather value, 3 countries and 11 cities" in text
+    idx = enc5.transform(nb8_rows["train_rows"])[0]
+    oov = np.isin(idx, [f.offset for f in enc5.fields if f.kind != "numeric"])
+    assert (int(oov.sum()), idx.size, int(oov.any(1).sum())) == (340, 2_020_260, 325)
+    assert "340 cells of the 2,020,260" in text and "(in 325 rows)" in text
+
+
+def test_nb8_exercise_3_four_negatives_and_the_baselines(nb8_rows):
+    from nfm_numpy import features
+    text = _markdown("08_your_own_data.ipynb")
+    assert 'features.add_negatives(log, "user", "item", n=4, seed=0)' in text
+    assert features.add_negatives(nb8_rows["log"], "user", "item", n=4, seed=0).n_rows == 481_015
+    for share, baseline in ((1 / 3, "0.943"), (1 / 5, "0.800")):
+        m = 2 * share - 1
+        assert f"{np.sqrt(1 - m * m):.3f}" == baseline and f"baseline {baseline}" in text

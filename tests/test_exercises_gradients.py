@@ -179,7 +179,12 @@ def half_step(f, x, h):
     return _loop(step, x)
 
 
+def forgets_to_return(f, x, h):
+    as_the_stub_says(f, x, h)
+
+
 PLANTED = [
+    ("no return", forgets_to_return),
     ("argument", gives_f_an_argument),
     ("not restored", never_restores),
     ("restored by arithmetic", restores_by_adding_h),

@@ -81,6 +81,8 @@ def compare(got, want):
         n = int(np.sum(got.x_after != got.x_before))
         return (f"x was not restored: after your function returned, {n} of its {got.x_before.size} entries "
                 f"differ from before (the largest by {_changed(got):.1e})")
+    if got.grad is None:
+        return "your function returned None"
     grad = np.asarray(got.grad, dtype=np.float64)
     if grad.shape != want.shape:
         return f"the gradient has shape {grad.shape}, expected {want.shape}"
@@ -142,6 +144,8 @@ HINTS = [
     ("restored by arithmetic", lambda a, want, args: 0 < _changed(a) <= 1e-3 * args[2],
      "x[j] += h after x[j] -= 2 * h does not give the old value back exactly: in floating point "
      "x + h - 2h + h can differ from x in its last bits. Save old = x[j] first and assign x[j] = old at the end"),
+    ("no return", lambda a, want, args: _changed(a) == 0 and a.error is None and not a.gave_argument
+     and a.grad is None, "end the function with `return grad`: without a return statement Python returns None"),
     ("index on a 2-D x", lambda a, want, args: isinstance(a.error, IndexError) and want.ndim > 1,
      "here x is 2-D: an entry is x[r, c], not x[j] with j up to x.size. Loop over the full indices "
      "`for j in np.ndindex(x.shape)`, and make grad with x's shape (np.zeros(x.shape)) so that grad[j] works too"),

@@ -6,7 +6,8 @@
 * the notebook's forward gives the reference's values; its folded solution passes
   ``check_nfm_backward``; the stub as stored is "not implemented", and the path its text describes
   (delete the ``raise``, add lines below the given ones) reports the next missing gradient, then passes;
-* every hint of the checker is planted (one mistaken line in the solution) and fires alone.
+* every hint of the checker is planted (one mistaken line in the solution) and fires alone; the alias
+  hint (``da1 = dxc1`` without ``.copy()``) word for word, for both pairs the notebook's route creates.
 """
 import ast
 import re
@@ -168,13 +169,15 @@ PLANTED = [
     ('dW1 = v["z0"].T @ da1', 'dW1 = da1.T @ v["z0"]', "W1", "transpose"),
     ('dE2 = dq[:, None, :] * np.ones_like(v["E2"])', "dE2 = dq[:, None, :]", "E2", "copy"),
     ('ds = 2 * v["s"] * ds2', 'ds = v["s"] * ds2', "s", "line"),
+    ("da1 = dxc1.copy()", "da1 = dxc1", "xc1", "alias"),
+    ("df_bi = dxc0.copy()", "df_bi = dxc0", "xc0", "alias"),
 ]
 # a phrase of each hint that no other hint contains
 PHRASE = {"sum": "was broadcast over the rows", "plus": "is used twice", "bn_var": "variance term is missing",
           "bn_mean": "mean term is missing", "mask": "dropout's mask is missing",
           "scale": "dropout's rescaling is missing", "relu": "ReLU passes", "scatter": "repeated ids",
           "transpose": "side of the product is transposed", "copy": "copied along that axis",
-          "line": "the line's derivative"}
+          "line": "the line's derivative", "alias": "are the same array"}
 
 
 def test_every_hint_is_planted_and_each_phrase_is_its_own():
@@ -193,6 +196,28 @@ def test_a_planted_mistake_fires_its_hint_alone(cells, capsys, right, wrong, nam
     assert f"the first wrong gradient, walking back from the loss, is d{name} (" in result.message, result.message
     hint = result.message.split("\n  hint: ")[1]
     assert [k for k, phrase in PHRASE.items() if phrase in hint] == [key], hint
+
+
+@pytest.mark.parametrize("later, earlier", [("a1", "xc1"), ("f_bi", "xc0")])
+def test_an_alias_is_named_exactly(cells, capsys, later, earlier):
+    """The notebook's route passes d<earlier> on unchanged as the first line of d<later>: written without
+    .copy(), the += that follows changes d<earlier> in place, and the hint says so, naming both."""
+    source = solution(cells)
+    right = f"d{later} = d{earlier}.copy()"
+    assert source.count(right) == 1, right
+    result = check_nfm_backward(define(source.replace(right, f"d{later} = d{earlier}"), "nfm_backward"))
+    capsys.readouterr()
+    assert result.message.split("\n  hint: ")[1] == (
+        f"d{later} and d{earlier} are the same array: d{later} = d{earlier} makes one array with two names, so "
+        f"the d{later} += ... that follows changed d{earlier} too; copy it (d{later} = d{earlier}.copy()) before +=")
+
+
+def test_innocent_aliases_pass(cells, capsys):
+    """Names that share an array but are never changed in place (dout = dyhat, dscaled1 = dbn1) are right."""
+    source = solution(cells)
+    assert "dout = dyhat " in source and "dscaled1 = dbn1 " in source
+    assert check_nfm_backward(define(source, "nfm_backward"))
+    capsys.readouterr()
 
 
 def test_a_crash_in_the_learners_backward_is_reported(capsys):

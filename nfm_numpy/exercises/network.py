@@ -68,6 +68,8 @@ HINTS = {
             "the upstream gradient copied along that axis, e.g. dq[:, None, :] * np.ones_like(E2)",
     "line": "d{name} comes back through {uses}: the upstream gradient of that line times the line's "
             "derivative with respect to {name}",
+    "alias": "d{other} and d{name} are the same array: d{other} = d{name} makes one array with two names, so "
+             "the d{other} += ... that follows changed d{name} too; copy it (d{other} = d{name}.copy()) before +=",
 }
 
 ATOL = 1e-12        # absolute differences below this are rounding (the gradients here are of order 0.01 to 10)
@@ -125,6 +127,21 @@ def _near(got, alt):
     except ValueError:
         return False
     return rel_error(got, alt) < 1e-6 or float(np.max(np.abs(got - alt), initial=0.0)) < ATOL
+
+
+def _alias(name, got, g, params, v):
+    """The later gradient that shares memory with the learner's d``name`` and is right, or None: the mark of
+    ``dlater = dname`` followed by ``dlater += ...``, which changed d``name`` in place."""
+    mine = got[name]
+    if not isinstance(mine, np.ndarray):
+        return None
+    for other in BACKWARD_ORDER[BACKWARD_ORDER.index(name) + 1:]:
+        theirs = got.get(other)
+        if (isinstance(theirs, np.ndarray) and theirs.shape == mine.shape and np.shares_memory(theirs, mine)
+                and _agree(np.asarray(theirs, np.float64),
+                           dense(g[other], params[other] if other in PARAMS else v[other]))):
+            return other
+    return None
 
 
 def _hint(name, got, want, v, g):
@@ -207,8 +224,11 @@ def check_nfm_backward(nfm_backward):
                            f"at {tuple(map(int, at))} expected {want[at]:.6g}, got {mine[at]:.6g}")
             else:
                 continue
+            other = _alias(name, got, g, params, v)
+            hint = (HINTS["alias"].format(name=name, other=other) if other
+                    else _hint(name, mine, want, v, g))
             return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): the first wrong gradient, "
                                               f"walking back from the loss, is d{name} ({right}): {problem}"
-                                              f"\n  hint: {_hint(name, mine, want, v, g)}"))
+                                              f"\n  hint: {hint}"))
     return _say(Result(name_, "pass", f"{name_}: PASS ({len(cases)} cases, all {len(BACKWARD_ORDER)} gradients: "
                                       "repeated ids, padding, real values, dropout, random parameters)"))

@@ -7,14 +7,14 @@ counts at a time:
 1. With ``split`` (one file divided into train, validation and test), a first pass counts the
    rows, so that each row's part is the one ``features.split_rows`` gives the in-memory route
    (one byte a row records it).
-2. A pass over the training rows fits the encoder (``Encoder.fit_chunks``: the same
-   vocabularies and statistics as fitting on all rows at once). It also finds the most values a
+2. A pass over the rows fits the encoder on the training rows (``Encoder.fit_chunks``: the same
+   vocabularies and statistics as fitting on all rows at once), and finds the most values a
    multi-valued cell holds in each part, so every row of a part has the same width.
-3. A pass over every part encodes each piece (``features._dataset``: the checks and messages of
-   the in-memory route, naming file and line) and appends its ids (int32), values and labels to
-   the part's files. Training rows go to ``shards`` files, each row to one drawn at random
-   (seeded): each shard is a uniform sample of the rows, so a shard read whole and shuffled is
-   a shuffled block of the whole set.
+3. A last pass reads the file(s) once more and encodes each piece (``features._dataset``: the checks
+   and messages of the in-memory route, naming file and line), appending each part's ids (int32),
+   values and labels to its files. Training rows go to ``shards`` files, each row to one drawn at
+   random (seeded): each shard is a uniform sample of the rows, so a shard read whole and shuffled
+   is a shuffled block of the whole set.
 
 ``DiskDataset`` is one part of such a folder: ``train.fit`` reads its shards in a random order
 each epoch, one at a time, and shuffles the rows of each; evaluation reads it in order, a

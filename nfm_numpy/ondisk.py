@@ -6,7 +6,8 @@ counts at a time:
 
 1. With ``split`` (one file divided into train, validation and test), a first pass counts the
    rows, so that each row's part is the one ``features.split_rows`` gives the in-memory route
-   (one byte a row records it).
+   (one byte a row records it; drawing the split holds a permutation, 8 bytes a row, for a moment:
+   for hundreds of millions of rows, give the parts in files of their own instead).
 2. A pass over the rows fits the encoder on the training rows (``Encoder.fit_chunks``: the same
    vocabularies and statistics as fitting on all rows at once), and finds the most values a
    multi-valued cell holds in each part, so every row of a part has the same width.

@@ -462,6 +462,25 @@ class GibbsFM:
         """(n, k) the current V (a new array)."""
         return self.xp.stack(self.Vc, axis=1)
 
+    def set_V(self, feats, f, values):
+        """Set ``V[feats, f] = values`` in the state, then ``refresh()`` (``s`` and ``e`` from scratch).
+
+        ``V`` is a new array on every read, so ``sampler.V[feats, f] = values`` changes nothing; this
+        puts a column (or part of one) drawn outside the sampler into it. ``feats`` (m,) distinct
+        feature ids, ``f`` a factor, ``values`` (m,) (host or backend arrays; copied).
+        """
+        f = E.integer(f, "f", 0, self.k - 1)
+        host = [np.asarray(a if isinstance(a, (list, tuple)) else B.to_numpy(a)) for a in (feats, values)]
+        feats, values = host[0].ravel(), host[1].astype(np.float64).ravel()
+        if not np.issubdtype(feats.dtype, np.integer):
+            raise E.OptionTypeError(f"feats must hold integer feature ids, got dtype {feats.dtype}")
+        if feats.shape != values.shape:
+            raise E.OptionError(f"values must have one entry per id of feats, shape {feats.shape}, got {values.shape}")
+        if feats.size and (feats.min() < 0 or feats.max() >= self.n_features or np.unique(feats).size < feats.size):
+            raise E.OptionError(f"feats must hold distinct ids in [0, {self.n_features})")
+        self.Vc[f] = B.put_rows(self.Vc[f], self._dev(feats.astype(np.int64)), self._dev(values))
+        self.refresh()
+
     def predict_train(self):
         """yhat (N,) of the current parameters on the training rows, from scratch."""
         return predict_fm(self.idx, self.val, self.w0, self.w, self.V)

@@ -191,6 +191,42 @@ def test_block_conditional_equals_coordinate_conditionals(kind):
             np.testing.assert_allclose([mean[j], prec[j]], [m1[0], p1[0]], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["onehot", "real"])
+def test_set_V_puts_a_column_in_and_refreshes_the_caches(kind):
+    """``V`` is a copy (writing into it changes nothing); ``set_V(feats, f, values)`` changes exactly
+    those entries, and ``s`` and ``e`` then agree with the dense model; bad arguments are named."""
+    s, X = warm_sampler(kind)
+    V0 = s.V
+    s.V[[0, 2], 1] = 5.0                                                  # a copy: no effect
+    np.testing.assert_array_equal(s.V, V0)
+    s.set_V(np.array([0, 2]), 1, [0.25, -0.5])
+    V1 = V0.copy()
+    V1[[0, 2], 1] = [0.25, -0.5]
+    np.testing.assert_array_equal(s.V, V1)
+    np.testing.assert_allclose(s.e, s.target - dense_yhat(X, s.w0, s.w, V1), atol=1e-12)
+    np.testing.assert_allclose(np.stack(s.s, 1), X @ V1, atol=1e-12)
+    for args, cls, msg in (((np.array([0]), 3, [1.0]), E.OptionError, "f must be <= 2"),
+                           ((np.array([0, 0]), 1, [1.0, 2.0]), E.OptionError, "feats must hold distinct ids"),
+                           ((np.array([s.n_features]), 1, [1.0]), E.OptionError, "feats must hold distinct ids"),
+                           ((np.array([0.5]), 1, [1.0]), E.OptionTypeError, "feats must hold integer"),
+                           ((np.array([0, 1]), 1, [1.0]), E.OptionError, "values must have one entry")):
+        with pytest.raises(cls, match=msg):
+            s.set_V(*args)
+    np.testing.assert_array_equal(s.V, V1)                                # a refused call changes nothing
+
+
+def test_set_V_on_every_backend(backend):
+    """set_V takes host or backend arrays and leaves the same state as on NumPy."""
+    from nfm_numpy.backend import to_numpy
+    idx, val, y, n, fields = make_rows("multi", N=30, seed=11)
+    ref = bayes.GibbsFM(idx, val, y, n, k=2, groups=fields, seed=3)
+    got = bayes.GibbsFM(*(backend.asarray(a) for a in (idx, val, y)), n, k=2, groups=fields, seed=3)
+    ref.set_V(np.array([1, 4]), 1, np.array([0.5, -0.25]))
+    got.set_V(backend.asarray(np.array([1, 4])), 1, backend.asarray(np.array([0.5, -0.25])))
+    np.testing.assert_allclose(to_numpy(got.V), ref.V, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(to_numpy(got.e), ref.e, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["onehot", "multi", "real"])
 @pytest.mark.parametrize("with_groups", [True, False])
 def test_found_blocks_never_share_a_row(kind, with_groups):

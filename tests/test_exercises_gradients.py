@@ -101,6 +101,11 @@ def indexes_a_2d_x_by_position(f, x, h):
     return _loop(_step_by_index(f, x, h), x, np.zeros(x.size), range(x.size))
 
 
+def stores_it_in_float32(f, x, h):
+    """The right loop, with grad = np.zeros(x.shape, dtype=np.float32): each difference rounded to float32."""
+    return _loop(_step_by_index(f, x, h), x, np.zeros(x.shape, dtype=np.float32))
+
+
 def returns_it_flat(f, x, h):
     return as_the_stub_says(f, x, h).ravel()
 
@@ -190,6 +195,7 @@ PLANTED = [
     ("restored by arithmetic", restores_by_adding_h),
     ("index on a 2-D x", indexes_a_2d_x_by_position),
     ("flat", returns_it_flat),
+    ("precision", stores_it_in_float32),
     ("rows", loops_over_rows),
     ("all at once", moves_all_at_once),
     ("all at once", moves_all_at_once_filled),
@@ -234,6 +240,15 @@ def test_a_planted_mistake_fires_its_hint_and_no_other(name, fn, capsys):
     assert result.status == "fail" and "FAIL on case" in out
     assert f"hint: {HINT[name]}" in out, out
     assert "your function raised AssertionError" not in out
+
+
+def test_the_flat_hint_stays_quiet_on_a_1d_x():
+    """On a vector x every 1-D answer has x's shape, so a wrong 1-D answer is never called flat."""
+    for fn in (stores_it_in_float32, _central(lambda up, down, h: (up - down) / h)):
+        _, f, x, grad = gradients._smooth_functions()[0]
+        a = gradients.attempt(fn, f, x.copy(), 1e-5)
+        assert x.ndim == 1 and gradients.compare(a, grad(x))
+        assert not _safe(dict((n, t) for n, t, _ in gradients.HINTS)["flat"], a, grad(x), (f, x, 1e-5, grad))
 
 
 def test_restoring_by_arithmetic_really_drifts_in_every_case():
@@ -338,13 +353,40 @@ def test_exercise_3_the_folded_solution_and_its_claims(monkeypatch, capsys):
     (["--step", "1e-2"], "6.674e-02"),
     (["--dtype", "float32", "--activation", "tanh"], "5.098e-02"),
     (["--activation", "tanh", "--step", "1e-2"], "5.098e-02"),
+    (["--activation", "tanh", "--batch-norm", "0", "--step", "5e-2"], "8.934e-05"),
 ])
 def test_the_command_lines_exercise_2_quotes(args, largest):
-    """The float32 command-line check: tanh without batch norm at step 5e-2 passes; the defaults fail, and
-    float64 at the same step fails by the same amount (the step, not float32)."""
+    """The float32 command-line check: tanh without batch norm at step 5e-2 passes, and float64 at that step
+    is no closer (truncation, not float32's floor); the defaults fail, and float64 at the same step fails by
+    the same amount (the step, not float32)."""
     import subprocess
     import sys
     r = subprocess.run([sys.executable, "-m", "nfm_numpy", "gradcheck", *args], capture_output=True, text=True,
                        cwd=NOTEBOOK.parents[1])
     assert f"max relative error: {largest}" in r.stdout, r.stdout + r.stderr
     assert r.returncode == (0 if largest == "8.628e-05" else 1)
+
+
+def test_the_kink_section_tanh_beside_relu_at_a_large_step():
+    """The kink section's claims: at h = 5e-2, V fails as badly with tanh as with ReLU (truncation through
+    batch norm); gamma0, W1, beta1 and x are hundreds of times worse with ReLU (the kinks); the rest agree
+    and pass with both."""
+    import nfm_numpy as nf
+    from nfm_numpy import gradcheck
+
+    batch = gradcheck.random_problem(seed=5)
+
+    def nfm(activation, seed):
+        return nf.NFM(40, k=5, layers=[8], keep_prob=[1.0, 1.0], activation=activation, dtype="float64", seed=seed)
+
+    seed, relu = gradcheck.relu_safe_seed(lambda s: nfm("relu", s), batch)
+    relu_r, tanh_r = (gradcheck.check_model(m, batch, h=5e-2, threshold=1e-6) for m in (relu, nfm("tanh", seed)))
+    r, t = ({x.name: x.error for x in rep.rows} for rep in (relu_r, tanh_r))
+    assert r["V"] > 0.1 and t["V"] > r["V"]
+    assert all(r[n] / t[n] > 400 for n in ("gamma0", "W1", "beta1", "x (val)"))
+    assert all(max(r[n], t[n]) < 1e-6 for n in ("w0", "w", "gamma1", "h"))
+    assert all(max(r[n], t[n]) < 1e-8 for n in ("beta0", "b1"))
+    md = "\n".join("".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown")
+    assert "500 to 11,000 times worse with ReLU" in md
+    ratios = [r[n] / t[n] for n in ("gamma0", "W1", "beta1", "x (val)")]
+    assert 450 < min(ratios) < 550 and 10_500 < max(ratios) < 11_500

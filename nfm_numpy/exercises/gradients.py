@@ -126,6 +126,13 @@ def _rows_at_once(a, want, args):
             and not np.allclose(g, g.flat[0], rtol=1e-6, atol=0))
 
 
+def _narrow(a, want, args):
+    """A right gradient stored in a float type narrower than float64 (float32, float16): off by its rounding."""
+    g = np.asarray(a.grad)
+    return (np.issubdtype(g.dtype, np.floating) and g.dtype.itemsize < 8 and g.shape == want.shape
+            and rel_error(_grad(a), want) < np.finfo(g.dtype).eps)
+
+
 def _all_at_once(a, want, args):
     g = _grad(a)
     return (g.size in (1, want.size) and np.allclose(g, want.sum(), rtol=1e-6, atol=0)
@@ -149,9 +156,14 @@ HINTS = [
     ("index on a 2-D x", lambda a, want, args: isinstance(a.error, IndexError) and want.ndim > 1,
      "here x is 2-D: an entry is x[r, c], not x[j] with j up to x.size. Loop over the full indices "
      "`for j in np.ndindex(x.shape)`, and make grad with x's shape (np.zeros(x.shape)) so that grad[j] works too"),
-    ("flat", lambda a, want, args: _grad(a).shape == (want.size,) and _near(_grad(a), want.ravel()),
+    ("flat", lambda a, want, args: want.ndim > 1 and _grad(a).shape == (want.size,)
+     and _near(_grad(a), want.ravel()),
      "the values are right but the array is flat: return the gradient in x's shape (np.zeros(x.shape), or "
      "grad.reshape(x.shape))"),
+    ("precision", _narrow,
+     "the values are right to about seven digits and no closer: your gradient array is float32 (or narrower), "
+     "and storing each difference in it rounds it by up to 6e-8 relative. Make it float64: np.zeros(x.shape), "
+     "whose default dtype is float64"),
     ("rows", _rows_at_once,
      "each row of your gradient holds one value: on a 2-D x, x[j] with a single index j is a whole row, so "
      "x[j] += h moves every entry of the row and you measured the row's sum. Loop over "

@@ -47,6 +47,19 @@ def test_nb7_exercise_3_the_solutions_loop_runs(monkeypatch, capsys):
     assert [int(x.split()[0]) for x in lines] == [16, 64, 128, 256, 1024, 4096]
 
 
+def test_nb7_adagrad_steps_shrink_with_their_number_not_with_the_gradients_scale():
+    """The answer under the training cell: Adagrad's step after t steps of one gradient g is about lr / sqrt(t),
+    whatever g's size."""
+    from nfm_numpy import optim
+    for scale in (1e-3, 1.0, 1e3):
+        params, opt = {"w": np.zeros(3)}, optim.make("adagrad", 0.05)
+        for _ in range(32):
+            before = params["w"].copy()
+            opt.step(params, {"w": np.full(3, scale)})
+        assert np.allclose(before - params["w"], 0.05 / np.sqrt(32), rtol=1e-3)     # a starts at 1e-8
+    assert "32 times fewer steps, each longer, but only about" in _markdown("07_gpu_cupy.ipynb")
+
+
 RAW = NOTEBOOKS.parents[1] / "shared" / "data" / "frappe-raw"
 
 

@@ -7,8 +7,11 @@ included:
 
 * **lazy** momentum and Adam: a row the batch did not touch keeps its weights *and* its optimiser
   state (velocity, moments). A dense optimiser would keep moving it with its stale velocity and
-  decay its moments; the package skips it, as TF1's sparse updates, TF Addons' LazyAdam and
-  PyTorch's SparseAdam do, so a step costs O(U k), not O(n k).
+  decay its moments; the package skips it, as TF1's sparse momentum (``MomentumOptimizer``), TF
+  Addons' LazyAdam and PyTorch's SparseAdam do, so a step costs O(U k), not O(n k). TF1's
+  ``AdamOptimizer``, the one the original NFM code offers, is *not* lazy on sparse gradients: it
+  decays m and v of every row at every step (which is why ``LazyAdamOptimizer`` exists), so the
+  package's Adam is not the original's.
 * Adam's step count ``t`` is the **global** one (this step's number, counting from 1; the package's
   ``Adam.t``), not a per-row count of the steps that touched the row: one bias correction, folded
   into the learning rate as TF does, lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), and eps added to
@@ -17,11 +20,13 @@ included:
 Every case is a run in progress: optimiser state that is nonzero in touched and untouched rows
 alike, so that a dense update or a decayed state shows.
 """
+from itertools import permutations
+
 import numpy as np
 
 from .. import layers as L
 from ..optim import SGD, Adagrad, Adam, Momentum
-from .harness import _close, _compare, _run
+from .harness import _close, _compare, _outputs, _run
 
 
 def _table_cases(seed, sizes=((10, 3, 2), (30, 12, 4), (50, 1, 3))):
@@ -47,6 +52,21 @@ def _moved_untouched(got, before, rows):
 def _close_all(got, want):
     """Whether each output is close to its counterpart in ``want`` (a tuple of arrays)."""
     return len(got) == len(want) and all(_close(g, w) for g, w in zip(got, want))
+
+
+def _out_of_order(got, want):
+    """Whether the outputs are the reference's arrays, each right, but returned in another order."""
+    got = _outputs(got, want)
+    if len(got) != len(want) or all(_close(g, w) for g, w in zip(got, want)):
+        return False
+    return any(all(_close(got[j], w) for j, w in zip(order, want))
+               for order in permutations(range(len(want))) if order != tuple(range(len(want))))
+
+
+def _in_order(names):
+    """The hint for right outputs in the wrong order."""
+    return (lambda got, want, a: _out_of_order(got, want),
+            f"each output is right, but in the wrong place: return ({', '.join(names)}) in this order")
 
 
 def _step_reversed(got_V, V, want_V):
@@ -90,6 +110,7 @@ def check_adagrad_rows(adagrad_rows):
         return never.size > 0 and bool(np.isnan(np.asarray(got[0], dtype=np.float64)[never]).all())
 
     hints = [
+        _in_order(["V", "acc"]),
         (lambda got, want, a: _close(got[0], divide_first(*a)[0]), "add g^2 to the accumulator first, then "
                                                                   "divide by its square root (this step's g counts)"),
         (nan_where_never_used, "only the touched rows are read and written: you updated the whole table, and an "
@@ -103,7 +124,10 @@ def check_adagrad_rows(adagrad_rows):
 
 # ================================================================ notebook 6
 def check_sgd_rows(sgd_rows):
-    """``sgd_rows(V, rows, g, lr) -> V``: V[rows] <- V[rows] - lr g, every other row unchanged."""
+    """``sgd_rows(V, rows, g, lr) -> V``: V[rows] <- V[rows] - lr g, every other row unchanged.
+
+    Updating the V it is given in place and returning it passes too (the package's optimisers update
+    in place): every checker here hands the learner's function copies of its arrays."""
     cases = [(f"n={n}, {U} touched rows", (V, rows, g, 0.05)) for n, U, k, V, rows, g, _ in _table_cases(11)]
 
     def reference(V, rows, g, lr):
@@ -154,6 +178,7 @@ def check_momentum_rows(momentum_rows):
         return variant(V, u, rows, g, lr, mu, lambda old, g, lr, mu: mu * old + g, step_with_old=True)
 
     hints = [
+        _in_order(["V", "u"]),
         (lambda got, want, a: _step_reversed(got[0], a[0], want[0]), "the step goes against the velocity: "
                                                                       "V <- V - lr u"),
         (lambda got, want, a: _moved_untouched(got[0], a[0], a[2]),
@@ -216,6 +241,7 @@ def check_adam_rows(adam_rows):
         return a[:6] + (t,) + a[7:]
 
     hints = [
+        _in_order(["V", "m", "r"]),
         (lambda got, want, a: _step_reversed(got[0], a[0], want[0]), "the step goes against the gradient: "
                                                                       "V <- V - lr_t m / (sqrt(r) + eps)"),
         (lambda got, want, a: _close(got[0], adam(*a, correct=False)[0]),

@@ -143,8 +143,9 @@ class Report:
             flag = "" if ((r.error < self.zero_floor) if r.zero else (r.error < self.threshold)) else "  FAIL"
             lines.append(f"{r.name:<12}{str(r.shape):<14}{r.checked:<26}{err:>16}{flag}")
         if any(r.zero for r in self.rows):
-            lines.append(f"(abs): the true gradient is exactly 0 (e.g. a bias before batch norm, whose shift BN "
-                         f"removes); judged by absolute error < {self.zero_floor:.1e}, not by relative error")
+            lines.append(f"(abs): both gradients are below {self.zero_floor:.1e} in size, as where the true gradient "
+                         f"is exactly 0 (e.g. a bias before batch norm, whose shift BN removes); judged by absolute "
+                         f"error < {self.zero_floor:.1e}, not by relative error")
         lines += self.notes
         if self.invalid:
             lines.append(f"the check is not valid: {self.invalid}")

@@ -1,15 +1,17 @@
 """Notebook 9's exercise: the Gibbs draw of a one-hot field's weights (``check_draw_w_field``).
 
 A right answer written here from the text passes; so do the notebook's folded solution and the
-package's own conditional (``bayes.GibbsFM.w_conditional``); a stub is "not implemented yet"; and each
-typical mistake fires exactly its own hint, no other."""
+package's own conditional (``bayes.GibbsFM.w_conditional``); a stub is "not implemented yet"; each
+typical mistake fires exactly its own hint, no other; and the end exercise (``draw_v_field``) can be done
+and checked as worded."""
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nfm_numpy import bayes, exercises
+from nfm_numpy import bayes, datasets, exercises
 from nfm_numpy.exercises import sampler
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "09_bayesian_fm.ipynb"
@@ -27,7 +29,8 @@ def draw_w_field(w, e, feat, x, alpha, lam, mu, z):
 
 
 def _mistake(**kw):
-    """A full wrong version: e.g. ``_mistake(prior_mean=False)`` forgets lambda mu."""
+    """A full wrong version, written independently of the checker's: e.g. ``_mistake(prior_mean=False)``
+    forgets lambda mu."""
     def draw(w, e, feat, x, alpha, lam, mu, z):
         h = x if kw.get("h_is_x", True) else np.ones_like(x)
         xx, he = np.zeros(w.shape), np.zeros(w.shape)
@@ -37,28 +40,55 @@ def _mistake(**kw):
         else:
             np.add.at(xx, feat, h * h)
             np.add.at(he, feat, h * e)
-        lam_used = 1 / lam if kw.get("prior_var") else lam
-        prec = alpha * xx + lam_used
-        num = alpha * (he + (w * xx if kw.get("old", True) else 0)) + (lam_used * mu if kw.get("prior_mean", True)
-                                                                       else 0)
-        w_new = num / prec + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec)}[
-            kw.get("noise", "sd")]
+        var = kw.get("prior_var", "")
+        prec = alpha * xx + (1 / lam if var in ("both", "P") else lam)
+        prior = (mu / lam if var in ("both", "numerator") else lam * mu) if kw.get("prior_mean", True) else 0
+        if kw.get("lam_alpha"):                  # alpha (sum x^2 + lam), and alpha lam mu or lam mu on top
+            prec = alpha * (xx + lam)
+            prior = alpha * lam * mu if kw["lam_alpha"] == "both" else lam * mu
+        num = alpha * (he + (w * xx if kw.get("old", True) else 0))
+        mean = num / prec + mu if kw.get("mu_after") else (num + prior) / prec
+        w_new = mean + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec),
+                        "alpha": z / np.sqrt(alpha * prec)}[kw.get("noise", "sd")]
         change = (w_new - w)[feat]
-        return w_new, {"x": e - change * x, "no x": e - change, "none": e}[kw.get("update", "x")]
+        return w_new, {"x": e - change * x, "no x": e - change, "x^2": e - change * x ** 2,
+                       "sign": e + change * x, "none": e}[kw.get("update", "x")]
     return draw
 
 
 PLANTED = [
     ("prior mean", _mistake(prior_mean=False)),
-    ("prior variance", _mistake(prior_var=True)),
+    ("prior variance", _mistake(prior_var="both")),            # 1/lambda in P and in the numerator
+    ("prior variance", _mistake(prior_var="P")),               # P = alpha sum x^2 + 1/lambda, lambda mu kept
+    ("prior variance", _mistake(prior_var="numerator")),       # mu / lambda in the numerator only
+    ("prior times alpha", _mistake(lam_alpha="both")),
+    ("prior times alpha", _mistake(lam_alpha="P")),
+    ("prior mean after the division", _mistake(mu_after=True)),
     ("old value", _mistake(old=False)),
     ("noise scale", _mistake(noise="var")),
     ("noise scale", _mistake(noise="times")),
+    ("noise scale", _mistake(noise="alpha")),
     ("h = 1", _mistake(h_is_x=False)),
     ("repeated rows", _mistake(buffered=True)),
     ("no residual update", _mistake(update="none")),
+    ("residual sign", _mistake(update="sign")),
     ("residual without x", _mistake(update="no x")),
+    ("residual without x", _mistake(update="x^2")),
 ]
+
+
+def test_every_hint_is_planted():
+    assert {k for k, _ in PLANTED} == set(sampler.HINTS)
+
+
+def test_two_slips_at_once_get_no_hint_only_the_failing_output(capsys):
+    """The hints match one slip at a time (as the notebook says); two together fail without a hint."""
+    def two(w, e, feat, x, alpha, lam, mu, z):
+        w_new, _ = _mistake(prior_mean=False)(w, e, feat, x, alpha, lam, mu, z)
+        return w_new, e
+    result = exercises.check_draw_w_field(two)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "conditional mean" in out and "hint" not in out, out
 
 
 def test_the_checker_is_registered():
@@ -170,7 +200,70 @@ def test_the_end_exercise_draw_v_field_solution_matches_the_package():
     z = rng.standard_normal(n_b)
     V1, e1, s1 = ns["draw_v_field"](V0, f, e0, s0, feat, val[:, 0], s.alpha, lam, mu, z)
     np.testing.assert_allclose(V1[:, f], mean + z / np.sqrt(prec), rtol=1e-10)
-    s.Vc[f][:n_b] = V1[:, f]
-    s.refresh()                                                               # e and s from scratch
+    s.set_V(np.arange(n_b), f, V1[:, f])                                     # e and s from scratch
     np.testing.assert_allclose(e1, s.e, atol=1e-12)
     np.testing.assert_allclose(s1, s.s[f], atol=1e-12)
+
+
+def draw_v_field_from_text(V, f, e, s, feat, x, alpha, lam, mu, z):
+    """Exercise 3 written from its text: h = x (s_f - x v_f[feat]), the conditional of section 2, then
+    e -= dv h and s_f += dv x; sums with np.add.at."""
+    v = V[:, f]
+    h = x * (s - x * v[feat])
+    hh, he = np.zeros(len(v)), np.zeros(len(v))
+    np.add.at(hh, feat, h * h)
+    np.add.at(he, feat, h * e)
+    prec = alpha * hh + lam
+    v_new = (alpha * (he + v * hh) + lam * mu) / prec + z / np.sqrt(prec)
+    dv = (v_new - v)[feat]
+    V_new = V.copy()
+    V_new[:, f] = v_new
+    return V_new, e - dv * h, s + dv * x
+
+
+def _markdown_blocks(nb, marker, needle):
+    """The ```python blocks (dedented) of the markdown cells holding ``marker`` that contain ``needle``."""
+    return [textwrap.dedent(b) for c in nb.cells if c.cell_type == "markdown" and marker in c.source
+            for b in re.findall(r"```python\n(.*?)```", c.source, re.S) if needle in b]
+
+
+def test_the_end_exercise_draw_v_field_as_worded(capsys):
+    """Exercise 3 as the notebook words it: its setup lines run on a section-4 style sampler; an answer
+    written from the text gives v_conditional's mean with z = 0, and with z != 0, after
+    ``sampler.set_V(feats, f, V_new[:, f])``, the sampler's e and s equal the answer's; writing into
+    ``sampler.V`` instead changes nothing; the folded solution's comparison prints numbers at rounding."""
+    nb = _notebook()
+    setup = _markdown_blocks(nb, "Write `draw_v_field(", "feats = np.flatnonzero(groups == c)")
+    assert len(setup) == 1
+    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
+    tr, fields = syn.train, teacher["fields"]
+    groups = np.repeat(np.arange(len(fields)), fields)
+    sampler = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
+    for _ in range(3):
+        sampler.sweep()
+    ns = {"np": np, "sampler": sampler, "tr": tr, "groups": groups}
+    exec(setup[0], ns)
+    feats, f, b = ns["feats"], ns["f"], ns["b"]
+    assert list(sampler.blocks[b].feat) == list(feats)
+    args = [ns[a] for a in ("V_b", "f", "e", "s_f", "feat", "x")] + [sampler.alpha, ns["lam"], ns["mu"]]
+    V0 = sampler.V
+    V_mean, _, _ = draw_v_field_from_text(*args, np.zeros(len(feats)))
+    np.testing.assert_allclose(V_mean[:, f], sampler.v_conditional(f, b)[0], rtol=1e-10)
+    z = np.random.default_rng(1).standard_normal(len(feats))
+    V_new, e_new, s_new = draw_v_field_from_text(*args, z)
+    sampler.V[feats, f] = V_new[:, f]                                         # the trap: a copy
+    np.testing.assert_array_equal(sampler.V, V0)
+    sampler.set_V(feats, f, V_new[:, f])
+    np.testing.assert_allclose(e_new, sampler.e, atol=1e-12)
+    np.testing.assert_allclose(s_new, sampler.s[f], atol=1e-12)
+    assert np.max(np.abs(e_new - ns["e"])) > 1e-3                             # the draw did move e
+
+    solution = _markdown_blocks(nb, "<summary><b>Solutions</b>", "def draw_v_field(")
+    comparison = _markdown_blocks(nb, "<summary><b>Solutions</b>", "sampler.set_V(feats, f, V_new[:, f])")
+    assert len(solution) == 1 and len(comparison) == 1
+    exec(setup[0], ns)                                                        # from the new state
+    exec(solution[0], ns)
+    capsys.readouterr()
+    exec(comparison[0], ns)
+    printed = [float(v) for v in capsys.readouterr().out.split()]
+    assert len(printed) == 3 and max(printed) < 1e-10, printed

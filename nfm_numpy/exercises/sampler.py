@@ -17,6 +17,9 @@ random draws would need thousands of them and a statistical tolerance that lets 
 through. And it tells apart the two halves of a Gaussian: the checker calls the function with z = 0
 (the output is the conditional mean) and z = 1 (the output minus the mean is the standard deviation
 1/sqrt(P)), and says which of the two is wrong before it compares the draw and the residuals.
+
+The hints match the typical slips (``HINTS``) made one at a time, each by running a full wrong
+version on the failing case; a function with two slips gets the failing output and no hint.
 """
 import numpy as np
 
@@ -72,19 +75,23 @@ def _implied(fn):
 
 def _wrong_versions():
     """The typical mistakes, each written out in full (its residuals follow its own w)."""
-    def make(counts=np.bincount, h_is_x=True, old=True, prior_mean=True, prior_var=False, noise="sd",
-             update="x"):
+    def make(counts=np.bincount, h_is_x=True, old=True, prior_mean=True, prior_var="", lam_times_alpha="",
+             mu_after=False, noise="sd", update="x"):
         def draw(w, e, feat, x, alpha, lam, mu, z):
             h = x if h_is_x else np.ones_like(x)
             xx = counts(feat, h * h, w.shape[0])
             he = counts(feat, h * e, w.shape[0])
-            lam_used = 1.0 / lam if prior_var else lam
-            prec = alpha * xx + lam_used
-            num = alpha * (he + (w * xx if old else 0.0)) + (lam_used * mu if prior_mean else 0.0)
-            mean = num / prec
-            w_new = mean + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec)}[noise]
+            lam_p = 1.0 / lam if prior_var in ("both", "P") else lam            # lambda in P
+            lam_n = 1.0 / lam if prior_var in ("both", "numerator") else lam    # lambda in lambda mu
+            prec = alpha * (xx + lam_p) if lam_times_alpha else alpha * xx + lam_p
+            prior = (alpha if lam_times_alpha == "both" else 1.0) * lam_n * mu
+            num = alpha * (he + (w * xx if old else 0.0)) + (prior if prior_mean and not mu_after else 0.0)
+            mean = num / prec + (mu if mu_after else 0.0)
+            w_new = mean + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec),
+                            "alpha": z / np.sqrt(alpha * prec)}[noise]
             change = (w_new - w)[feat]
-            e_new = {"x": e - change * x, "no x": e - change, "none": e.copy()}[update]
+            e_new = {"x": e - change * x, "no x": e - change, "x^2": e - change * x * x, "sign": e + change * x,
+                     "none": e.copy()}[update]
             return w_new, e_new
         return draw
 
@@ -97,13 +104,16 @@ def _wrong_versions():
         return out
 
     return {"prior mean": [make(bincount, prior_mean=False)],
-            "prior variance": [make(bincount, prior_var=True)],
+            "prior variance": [make(bincount, prior_var=v) for v in ("both", "P", "numerator")],
+            "prior times alpha": [make(bincount, lam_times_alpha=v) for v in ("both", "P")],
+            "prior mean after the division": [make(bincount, mu_after=True)],
             "old value": [make(bincount, old=False)],
-            "noise scale": [make(bincount, noise="var"), make(bincount, noise="times")],
+            "noise scale": [make(bincount, noise=v) for v in ("var", "times", "alpha")],
             "h = 1": [make(bincount, h_is_x=False)],
             "repeated rows": [make(buffered)],
             "no residual update": [make(bincount, update="none")],
-            "residual without x": [make(bincount, update="no x")]}
+            "residual sign": [make(bincount, update="sign")],
+            "residual without x": [make(bincount, update=v) for v in ("no x", "x^2")]}
 
 
 HINTS = {
@@ -111,10 +121,17 @@ HINTS = {
                   "(with mu != 0 the mean moves towards it)",
     "prior variance": "the prior N(mu, 1/lambda) enters with its precision lambda, not its variance 1/lambda: "
                       "P = alpha sum_r h_r^2 + lambda, and lambda mu in the numerator",
+    "prior times alpha": "alpha multiplies the data's part only: P = alpha sum_r h_r^2 + lambda and the numerator "
+                         "alpha sum_r h_r (y_r - g_r) + lambda mu (the prior's precision lambda is not scaled by "
+                         "the noise precision)",
+    "prior mean after the division": "the prior's mean goes into the numerator, as lambda mu, before dividing by "
+                                     "P: m = (alpha sum_r h_r (y_r - g_r) + lambda mu) / P, a precision-weighted "
+                                     "blend of the data's answer and mu, not (...) / P + mu",
     "old value": "y_r - g_r is the residual with w_i's own part added back: e_r + w_i x_r (e holds y - yhat, "
                  "and yhat includes the old w_i), so the numerator needs alpha (sum_r x_r e_r + w_i sum_r x_r^2)",
     "noise scale": "the draw is mean + z / sqrt(P): z is scaled by the standard deviation 1/sqrt(P), "
-                   "not by the variance 1/P, nor by sqrt(P) (P is a precision)",
+                   "not by the variance 1/P, nor by sqrt(P), nor by 1/sqrt(alpha P) (P is a precision, and "
+                   "alpha is already in it)",
     "h = 1": "h for w_i is x_i, not 1: the sums are sum_r x_r^2 and sum_r x_r e_r over the rows of feature i "
              "(with one-hot x = 1 they agree; with real x they do not)",
     "repeated rows": "a feature's rows are not all summed: xx[feat] += ... keeps one row per feature (NumPy "
@@ -122,8 +139,10 @@ HINTS = {
                      "np.add.at",
     "no residual update": "the residuals were not updated: every row of feature i moves by the change of its "
                           "prediction, e_r <- e_r - (w_new_i - w_i) x_r, or the next draw reads stale residuals",
+    "residual sign": "the residuals moved the wrong way: e = y - yhat, and yhat grows by (w_new_i - w_i) x_r, so "
+                     "e_r <- e_r - (w_new_i - w_i) x_r",
     "residual without x": "the residual moves by the change of the prediction, (w_new_i - w_i) x_r: multiply "
-                          "the change by the row's x",
+                          "the change by the row's x, once (h = x: not 1, not x^2)",
 }
 
 

@@ -167,7 +167,7 @@ PEER_VARIANTS = {  # name: (threads, options)
     "sparse": (2, ["--sparse-grad", "1"]),
     "bag": (2, ["--bi-impl", "bag"]),
     "sparse+bag": (2, ["--sparse-grad", "1", "--bi-impl", "bag"]),
-    "sparse+bag, 1 thread": (1, ["--sparse-grad", "1", "--bi-impl", "bag"]),
+    "sparse+bag/1 thread": (1, ["--sparse-grad", "1", "--bi-impl", "bag"]),
 }
 
 

@@ -68,7 +68,8 @@ def ours(a, eval_train):
 
 
 def peer(a):
-    cmd = [a.peer_python, str(PEER), "--split", "full", "--threads", "2", "--model", "nfm", "--hidden-factor", "64",
+    cmd = [a.peer_python, str(PEER), "--split", "full", "--threads", "2", *a.peer_options.split(), "--model", "nfm",
+           "--hidden-factor", "64",
            "--layers", "64", "--keep-prob", "0.8,0.5", "--batch-norm", "1", "--lr", "0.05", "--batch-size", "128",
            "--max-epochs", str(a.epochs), "--early-stop", "0", "--seed", str(a.seed),
            "--data-dir", str(a.frappe), "--name", "frappe"]
@@ -117,6 +118,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=2016)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--peer-options", default="",
+                    help="more options for the peer, e.g. '--sparse-grad 1' (its fastest at batch 128 in bench.py)")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--eval-train", action="store_true", help=argparse.SUPPRESS)

@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ CHUNK_ROWS = 65_536          # rows parsed at a time (a piece of text as Python 
 SHARD_ROWS = 262_144         # training rows a shard holds, on average (one shard in memory, twice, when shuffled)
 FORMAT = 1
 PARTS = ("train", "valid", "test")
+_SHARD_FILE = re.compile(r"(train|valid|test)\.\d{4}\.(idx|val|y)")   # a cache's shard files
 
 
 class DiskDataset:
@@ -154,8 +156,8 @@ def open_cache(folder):
     folder = Path(folder)
     try:
         meta = json.loads((folder / "cache.json").read_text())
-        enc = Encoder.from_arrays({k: np.asarray(v) if not isinstance(v, str) else np.array(v)
-                                   for k, v in np.load(folder / "encoder.npz").items()})
+        with np.load(folder / "encoder.npz") as arrays:
+            enc = Encoder.from_arrays(dict(arrays))
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"{folder}: not a finished cache ({e}); remove it and run again") from None
     return Split(*(DiskDataset(folder, p, meta) for p in PARTS)), enc, meta.get("notes", [])
@@ -211,10 +213,14 @@ def build_csv_cache(folder, path, label, categorical=None, numeric=(), multi_val
         if same:
             say(f"cache: {folder} was made from these files and options; reading it")
             return open_cache(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in list(folder.glob("*.idx")) + list(folder.glob("*.val")) + list(folder.glob("*.y")) + \
-            [folder / "cache.json", folder / "encoder.npz"]:
-        old.unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"--cache {folder}: cannot make the folder ({e.strerror or e})") from None
+    # only what a cache writes is removed: a folder the user shares with other files keeps them
+    ours = [f for f in folder.iterdir() if f.name in ("cache.json", "encoder.npz") or _SHARD_FILE.fullmatch(f.name)]
+    for f in ours:
+        f.unlink()
 
     def pieces(parts=PARTS):
         """(part, rows of that part) over the file(s) once, in file order: a piece of a file of its own
@@ -315,6 +321,8 @@ def count_rows(path, delimiter=None, chunk_rows=CHUNK_ROWS, block=1 << 24):
             blank = (ends == starts) | ((ends == starts + 1) & (arr[starts] == 13))
             rows += ends.size - int(blank.sum())
             rest = data[ends[-1] + 1:] if ends.size else data
+    if rows < 2:                          # no header, or a header alone: the parser's own message says which
+        return sum(len(t) for t in read_csv_chunks(path, delimiter, chunk_rows))
     return rows - 1                                       # the header
 
 

@@ -223,3 +223,33 @@ def test_the_split_route_reads_the_file_twice_after_counting(files, monkeypatch)
     monkeypatch.setattr(ondisk, "read_csv_chunks", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     ondisk.build_csv_cache(files["dir"] / "twice", files["train"], "y", chunk_rows=500, log=None, **KW)
     assert calls == [files["train"]] * 2              # the encoder's pass and the writing pass (counting: no parse)
+
+
+def test_a_cache_folder_keeps_the_users_own_files(tmp_path):
+    src = write_rows(tmp_path / "s.csv", 200, 8)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    mine = {"notes.y": b"mine", "data.idx": b"mine too", "train.0000.idx.bak": b"a backup"}
+    for name, data in mine.items():
+        (folder / name).write_bytes(data)
+    for seed in (0, 1):                                   # the second build removes the first one's files only
+        ondisk.build_csv_cache(folder, src, "y", seed=seed, log=None, **KW)
+    assert all((folder / name).read_bytes() == data for name, data in mine.items())
+
+
+def test_a_cache_path_that_is_a_file_is_refused(tmp_path):
+    src = write_rows(tmp_path / "s.csv", 50, 9)
+    with pytest.raises(OptionError, match="cannot make the folder"):
+        ondisk.build_csv_cache(src, src, "y", log=None, **KW)
+    assert src.read_text().startswith("y,a,b")
+
+
+@pytest.mark.parametrize("data, message", [(b"", "no header row"), (b"y,a\n", "a header row and no data rows"),
+                                           (b"\n\n", "no header row")])
+def test_counting_an_empty_file_says_what_is_missing(tmp_path, data, message):
+    p = tmp_path / "e.csv"
+    p.write_bytes(data)
+    with pytest.raises(DataError, match=message):
+        ondisk.count_rows(str(p))
+    with pytest.raises(DataError, match=message):
+        ondisk.build_csv_cache(tmp_path / "c", str(p), "y", log=None, categorical="*")

@@ -105,7 +105,8 @@ def check_bi_interaction_backward(bi_interaction_backward):
         E, _ = L.embedding_forward(idx, val, rng.standard_normal((40, 3)))
         cases.append((d, (rng.standard_normal((E.shape[0], E.shape[2])), E)))
     return _run("bi_interaction_backward", bi_interaction_backward, cases, _bi_reference, _compare(["dE"]),
-                BI_BACKWARD_HINTS)
+                BI_BACKWARD_HINTS, covers="E from ids repeated within and across rows, padding and real x; "
+                                          "random df")
 
 
 def _scatter_reference(idx, G, n):
@@ -140,7 +141,8 @@ SCATTER_HINTS = [
      "one occurrence of an id inside a row; use np.add.at, which adds every occurrence"),
     (lambda got, want, a: _close(got, _skip_id_zero(*a)),
      "row 0 of dV is missing: id 0 is a real feature, not padding, so add every entry's row, id 0's too "
-     "(padding is told by its value x = 0, and its rows of G are then 0 already)"),
+     "(padding is told by its value x = 0, not by its id: in a training step G = x dE, so a padding entry's row "
+     "of G is 0 anyway; the checker's G is random everywhere, so add every entry)"),
 ]
 
 
@@ -148,4 +150,5 @@ def check_scatter_rows(scatter_rows):
     """``scatter_rows(idx, G, n) -> dV (n, k)``: dV[i] = sum of G[b, f] over every (b, f) with idx[b, f] = i."""
     rng = np.random.default_rng(4)
     cases = [(d, (idx, rng.standard_normal(idx.shape + (3,)), 40)) for d, idx, _ in _cases(4)]
-    return _run("scatter_rows", scatter_rows, cases, _scatter_reference, _compare(["dV"]), SCATTER_HINTS)
+    return _run("scatter_rows", scatter_rows, cases, _scatter_reference, _compare(["dV"]), SCATTER_HINTS,
+                covers="ids repeated within and across rows, id 0 as padding and as a feature; random G")

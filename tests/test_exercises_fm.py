@@ -242,7 +242,7 @@ def test_only_its_hint_matches_wherever_the_mistake_shows(checker, mistake, phra
     its own (so the order of the hints does not decide which one a learner sees), unless on that case the
     mistake computes exactly what another planted mistake does (then exactly one hint holds)."""
     seen = {}
-    monkeypatch.setattr(fm_checkers, "_run", lambda name, fn, cases, reference, compare, hints:
+    monkeypatch.setattr(fm_checkers, "_run", lambda name, fn, cases, reference, compare, hints, **_:
                         seen.update(cases=cases, reference=reference, compare=compare, hints=hints))
     getattr(fm_checkers, checker)(mistake)
     wrong = own = 0

@@ -165,6 +165,28 @@ def test_each_mistake_fires_its_own_hint_and_no_other(kind, i, capsys):
         assert fired == []
 
 
+@pytest.mark.parametrize("mistake", [lambda da, z, W: (da @ W, z.T @ da, da.sum(axis=0)),          # W's .T forgotten
+                                     lambda da, z, W: (da @ W.T, z @ da, da.sum(axis=0)),          # z's .T forgotten
+                                     lambda da, z, W: (np.dot(da, W), z.T @ da, da.sum(axis=0))],
+                         ids=["da @ W", "z @ da", "np.dot(da, W)"])
+def test_a_product_whose_shapes_do_not_fit_gets_the_shape_hint(mistake, capsys):
+    result = deep.check_affine_backward(mistake)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "FAIL on case 1 (B=4, D=3, M=2): your function raised ValueError" in out, out
+    assert out.count("hint:") == 1, out
+    assert ("hint: the shapes of a product do not fit (a .T forgotten?): here da is (B, M) = (4, 2), "
+            "z (B, D) = (4, 3) and W (D, M) = (3, 2), so dz = da @ W.T is (B, D)") in out, out
+
+
+def test_an_error_not_about_shapes_gets_no_shape_hint(capsys):
+    def unpacks_wrong(da, z, W):
+        dz, dW = da @ W.T, z.T @ da, da.sum(axis=0)       # ValueError: too many values to unpack
+        return dz, dW
+    result = deep.check_affine_backward(unpacks_wrong)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "raised ValueError: too many values to unpack" in out and "hint:" not in out
+
+
 def test_every_hint_is_planted():
     for kind, (_, hints, planted, _, _) in CHECKS.items():
         assert {_hint_with(hints, phrase) for _, phrase in planted} == {text for _, text in hints}, kind
@@ -420,7 +442,7 @@ def test_the_text_quotes_nfm_as_it_is():
     step2 = next(c for c in cells if "**Step 2: the backward pass.**" in c)
     solution = next(c for c in cells if "DropoutFirst.forward` (step 1)" in c)
     forward, backward = _edited("forward", FORWARD_MOVE), _edited("backward", BACKWARD_MOVE)
-    assert f"({inspect.getsource(nf.NFM.forward).count('L.')} places;" in step1
+    assert f"({inspect.getsource(nf.NFM.forward).count('L.')} places)" in step1
     assert f"({inspect.getsource(nf.NFM.backward).count('L.')} places)" in step2
     for text, source in ((step1, forward), (step2, backward)):
         quoted = [line.strip() for block in re.findall(r"```python\n(.*?)```", text, re.S)

@@ -6,6 +6,8 @@ and fires only when that output is what one known mistake gives, computed here f
 inputs. ``AFFINE_HINTS`` and ``BATCHNORM_HINTS`` hold them in order, each list ending with a
 last-resort hint per output for a mistake not in the list; tests/test_exercises_deep.py plants every
 mistake and checks that its hint, and no other, fires.
+A function that raises on the shapes of a product (``da @ W`` for ``da @ W.T``) gets
+``AFFINE_SHAPE_HINT`` after the error.
 
 Notation of the notebook: B rows in a batch, indexed by r; for batch norm
 rho = 1/sqrt(var + eps) (var the biased batch variance), xhat = (x - mu) rho, g = gamma dy = dL/dxhat.
@@ -61,6 +63,19 @@ AFFINE_HINTS = [
 ]
 
 
+# a learner's function that raises on shapes (``da @ W`` for ``da @ W.T``, ``z @ da`` for ``z.T @ da``) gets
+# no output to compare, so AFFINE_HINTS cannot see it: this hint is added to the error's message instead
+AFFINE_SHAPE_HINT = ("the shapes of a product do not fit (a .T forgotten?): here da is (B, M) = {da}, z (B, D) = "
+                     "{z} and W (D, M) = {W}, so dz = da @ W.T is (B, D), dW = z.T @ da is (D, M) and "
+                     "db = da.sum(axis=0) is (M,)")
+
+
+def _is_shape_error(error):
+    """NumPy's ValueError for a matrix product or a broadcast whose shapes do not fit (not, say, an unpacking
+    error, which is a ValueError too)."""
+    return isinstance(error, ValueError) and any(w in str(error) for w in ("matmul", "shape"))
+
+
 def check_affine_backward(affine_backward):
     """``affine_backward(da, z, W) -> (dz, dW, db)`` for a = z W + b, z (B, D), W (D, M), b (M,)."""
     rng = np.random.default_rng(6)
@@ -71,7 +86,16 @@ def check_affine_backward(affine_backward):
     def reference(da, z, W):
         return layers.affine_backward(da, (z, W))
 
-    return _run("affine_backward", affine_backward, cases, reference, _compare(["dz", "dW", "db"]), AFFINE_HINTS,
+    def learners(da, z, W):
+        try:
+            return affine_backward(da, z, W)
+        except ValueError as e:
+            if not _is_shape_error(e):
+                raise
+            hint = AFFINE_SHAPE_HINT.format(da=da.shape, z=z.shape, W=W.shape)
+            raise ValueError(f"{e}\n  hint: {hint}") from None
+
+    return _run("affine_backward", learners, cases, reference, _compare(["dz", "dW", "db"]), AFFINE_HINTS,
                 "batches of 1 to 7 rows, random W")
 
 

@@ -197,6 +197,20 @@ def test_a_test_set_that_is_the_validation_set_is_scored_once(small, monkeypatch
     assert len(calls) == 2 and [e["test"] for e in h.epochs] == [e["valid"] for e in h.epochs]
 
 
+def test_fit_trains_a_float32_model_on_a_device_like_on_the_host(small):
+    """``fit`` moves the split to the model's device, then scores it there: the rows' dtype is then the device
+    library's (array_api_strict.float32 is no NumPy dtype; this raised TypeError in predictions)."""
+    strict = pytest.importorskip("array_api_strict")
+    host = nf.NFM(small.train.n_features, k=4, layers=[4], seed=3)
+    dev = nf.NFM(small.train.n_features, k=4, layers=[4], seed=3, backend=strict, device=strict.Device("device1"))
+    split = D.Split(small.train, small.valid, small.test)
+    h_host, h_dev = (T.fit(m, split, epochs=2, early_stop=False, log=None) for m in (host, dev))
+    for a, b in zip(h_host.epochs, h_dev.epochs):
+        assert a["valid"] == pytest.approx(b["valid"], rel=1e-3) and a["test"] == pytest.approx(b["test"], rel=1e-3)
+    on_device = small.test.to(strict, strict.Device("device1"))
+    np.testing.assert_allclose(T.predictions(dev, on_device), T.predictions(dev, small.test), rtol=1e-6)
+
+
 def test_predictions_move_host_data_to_the_models_backend(small):
     strict = pytest.importorskip("array_api_strict")
     model = nf.NFM(small.train.n_features, k=4, layers=[4], dtype="float64", seed=3)

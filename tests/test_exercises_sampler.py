@@ -40,6 +40,8 @@ def _mistake(**kw):
         else:
             np.add.at(xx, feat, h * h)
             np.add.at(he, feat, h * e)
+        if kw.get("counts"):
+            xx = np.bincount(feat, minlength=len(w)).astype(float)     # rows per feature, not sum x^2
         var = kw.get("prior_var", "")
         prec = alpha * xx + (1 / lam if var in ("both", "P") else lam)
         prior = (mu / lam if var in ("both", "numerator") else lam * mu) if kw.get("prior_mean", True) else 0
@@ -52,7 +54,16 @@ def _mistake(**kw):
                         "alpha": z / np.sqrt(alpha * prec)}[kw.get("noise", "sd")]
         change = (w_new - w)[feat]
         return w_new, {"x": e - change * x, "no x": e - change, "x^2": e - change * x ** 2,
-                       "sign": e + change * x, "none": e}[kw.get("update", "x")]
+                       "sign": e + change * x, "none": e, "new": e - w_new[feat] * x}[kw.get("update", "x")]
+    return draw
+
+
+def _own_random_draws():
+    """The right conditional, but its normals come from a generator of its own instead of ``z``."""
+    rng = np.random.default_rng(11)
+
+    def draw(w, e, feat, x, alpha, lam, mu, z):
+        return draw_w_field(w, e, feat, x, alpha, lam, mu, rng.standard_normal(len(w)))
     return draw
 
 
@@ -74,6 +85,9 @@ PLANTED = [
     ("residual sign", _mistake(update="sign")),
     ("residual without x", _mistake(update="no x")),
     ("residual without x", _mistake(update="x^2")),
+    ("counts for sum x^2", _mistake(counts=True)),             # np.bincount(feat) as sum x^2
+    ("residual by the new value", _mistake(update="new")),     # e - w_new[feat] x
+    ("z not used", _own_random_draws()),                       # np.random instead of z
 ]
 
 

@@ -19,7 +19,9 @@ through. And it tells apart the two halves of a Gaussian: the checker calls the 
 1/sqrt(P)), and says which of the two is wrong before it compares the draw and the residuals.
 
 The hints match the typical slips (``HINTS``) made one at a time, each by running a full wrong
-version on the failing case; a function with two slips gets the failing output and no hint.
+version on the failing case; a function with two slips gets the failing output and no hint. One more
+is found by calling the learner's function again: draws made with ``np.random`` instead of the given
+``z`` differ between two calls with the same ``z``.
 """
 import numpy as np
 
@@ -76,10 +78,10 @@ def _implied(fn):
 def _wrong_versions():
     """The typical mistakes, each written out in full (its residuals follow its own w)."""
     def make(counts=np.bincount, h_is_x=True, old=True, prior_mean=True, prior_var="", lam_times_alpha="",
-             mu_after=False, noise="sd", update="x"):
+             mu_after=False, noise="sd", update="x", xx_counts=False):
         def draw(w, e, feat, x, alpha, lam, mu, z):
             h = x if h_is_x else np.ones_like(x)
-            xx = counts(feat, h * h, w.shape[0])
+            xx = counts(feat, np.ones_like(h) if xx_counts else h * h, w.shape[0])   # a count for sum x^2
             he = counts(feat, h * e, w.shape[0])
             lam_p = 1.0 / lam if prior_var in ("both", "P") else lam            # lambda in P
             lam_n = 1.0 / lam if prior_var in ("both", "numerator") else lam    # lambda in lambda mu
@@ -91,7 +93,7 @@ def _wrong_versions():
                             "alpha": z / np.sqrt(alpha * prec)}[noise]
             change = (w_new - w)[feat]
             e_new = {"x": e - change * x, "no x": e - change, "x^2": e - change * x * x, "sign": e + change * x,
-                     "none": e.copy()}[update]
+                     "none": e.copy(), "new": e - w_new[feat] * x}[update]
             return w_new, e_new
         return draw
 
@@ -110,13 +112,17 @@ def _wrong_versions():
             "old value": [make(bincount, old=False)],
             "noise scale": [make(bincount, noise=v) for v in ("var", "times", "alpha")],
             "h = 1": [make(bincount, h_is_x=False)],
+            "counts for sum x^2": [make(bincount, xx_counts=True)],
             "repeated rows": [make(buffered)],
             "no residual update": [make(bincount, update="none")],
             "residual sign": [make(bincount, update="sign")],
-            "residual without x": [make(bincount, update=v) for v in ("no x", "x^2")]}
+            "residual without x": [make(bincount, update=v) for v in ("no x", "x^2")],
+            "residual by the new value": [make(bincount, update="new")]}
 
 
 HINTS = {
+    "z not used": "use the z you are given: your draws differ between calls with the same z (draw with "
+                  "mean + z / sqrt(P), not with np.random)",
     "prior mean": "the prior's mean is missing: the numerator is alpha sum_r h_r (y_r - g_r) + lambda mu "
                   "(with mu != 0 the mean moves towards it)",
     "prior variance": "the prior N(mu, 1/lambda) enters with its precision lambda, not its variance 1/lambda: "
@@ -143,6 +149,10 @@ HINTS = {
                      "e_r <- e_r - (w_new_i - w_i) x_r",
     "residual without x": "the residual moves by the change of the prediction, (w_new_i - w_i) x_r: multiply "
                           "the change by the row's x, once (h = x: not 1, not x^2)",
+    "counts for sum x^2": "sum_r h_r^2 is sum_r x_r^2, not a count of the feature's rows (x is real here): "
+                          "np.bincount(feat, weights=x * x, minlength=len(w))",
+    "residual by the new value": "move e by the change (w_new - w_old) x, not by w_new x: e holds y - yhat "
+                                 "with the old w_i already in yhat, so e_r <- e_r - (w_new_i - w_i) x_r",
 }
 
 
@@ -155,6 +165,14 @@ def _close_all(got, want):
         return False
 
 
+def _varies_with_the_same_z(fn, args):
+    """True when two calls of ``fn`` with the same arguments (the same z) return different draws."""
+    w, e, feat, x, alpha, lam, mu, z = args
+    first, second = (fn(w.copy(), e.copy(), feat.copy(), x.copy(), alpha, lam, mu, z.copy()) for _ in range(2))
+    return not all(np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), equal_nan=True)
+                   for a, b in zip(first, second))                  # a NaN from a slip is not randomness
+
+
 def check_draw_w_field(draw_w_field):
     """``draw_w_field(w, e, feat, x, alpha, lam, mu, z) -> (w_new, e_new)``: the Gibbs draw of one
     one-hot field's weights w (n_b,) given the residuals e (N,), each row's feature ``feat`` (N,) and
@@ -163,8 +181,9 @@ def check_draw_w_field(draw_w_field):
     run = _implied(draw_w_field)
     reference = _implied(_reference)
     wrong = _wrong_versions()
-    hints = [(lambda got, want, a, fns=fns: any(_close_all(got, _implied(f)(*a)) for f in fns), HINTS[key])
-             for key, fns in wrong.items()]
+    hints = [(lambda got, want, a: _varies_with_the_same_z(draw_w_field, a), HINTS["z not used"])]
+    hints += [(lambda got, want, a, fns=fns: any(_close_all(got, _implied(f)(*a)) for f in fns), HINTS[key])
+              for key, fns in wrong.items()]
     names = ["conditional mean (your w_new with z = 0)",
              "conditional standard deviation 1/sqrt(P) (your w_new(z=1) - w_new(z=0))",
              "w_new", "e_new (the residuals after the draw)"]

@@ -92,6 +92,13 @@ def _ada_divide_first(V, acc, rows, g, lr):
     return V, acc
 
 
+def _ada_sign(V, acc, rows, g, lr):
+    V, acc = V.copy(), acc.copy()
+    acc[rows] += g * g
+    V[rows] += lr * g / np.sqrt(acc[rows])
+    return V, acc
+
+
 def _no_restore(f, x, h):
     grad = central_difference(f, x, h)
     x += 1.0
@@ -102,7 +109,10 @@ PLANTED = [
     ("fm_pairwise", lambda idx, val, V: 0.5 * ((val[:, :, None] * V[idx]).sum(1) ** 2).sum(1), "kept the diagonal"),
     ("fm_pairwise", lambda idx, val, V: 2 * fm_pairwise(idx, val, V), "every pair counted twice"),
     ("fm_pairwise", lambda idx, val, V: fm_pairwise(idx, np.ones_like(val), V), "the values x_i are missing"),
+    ("fm_pairwise", lambda idx, val, V: fm_pairwise(idx, val.astype(np.float32), V.astype(np.float32)),
+     "compute in float64"),
     ("adagrad_rows", _ada_divide_first, "add g^2 to the accumulator first"),
+    ("adagrad_rows", _ada_sign, "the step goes against the gradient"),
     ("bi_interaction_backward", lambda df, E: df[:, None, :] * E.sum(1)[:, None, :], "forgot the - e_i"),
     ("bi_interaction_backward", lambda df, E: E.sum(1)[:, None, :] - E, "multiply it by the upstream gradient"),
     ("scatter_rows", _fancy_scatter, "keeps only one occurrence"),

@@ -146,6 +146,12 @@ def merged_repeats(idx, val, V):
     return np.array(out)
 
 
+def fm_pairwise_float32(idx, val, V):
+    E = val.astype(np.float32)[:, :, None] * V.astype(np.float32)[idx]    # right, but in float32
+    s, q = E.sum(1), (E * E).sum(1)
+    return 0.5 * (s * s - q).sum(1)
+
+
 def bi_forgot_e(df, E):
     return df[:, None, :] * E.sum(1)[:, None, :]                      # (B, 1, k): the notebook's slip
 
@@ -168,6 +174,10 @@ def bi_sign(df, E):
 
 def bi_two_e(df, E):
     return df[:, None, :] * (E.sum(1)[:, None, :] - 2 * E)
+
+
+def bi_float32(df, E):
+    return bi_backward_right(df.astype(np.float32), E.astype(np.float32))   # right, but in float32
 
 
 def scatter_fancy(idx, G, n):
@@ -204,12 +214,14 @@ PLANTED = [  # (checker, mistake, a phrase of its hint, the hint's place in the 
     ("check_fm_pairwise", q_with_x_not_squared, "q has x_i where it needs x_i^2", 4),
     ("check_fm_pairwise", id_zero_as_padding, "not when its id is 0", 5),
     ("check_fm_pairwise", merged_repeats, "an id repeated in a row is two entries", 6),
+    ("check_fm_pairwise", fm_pairwise_float32, "right to float32 precision only", 7),
     ("check_bi_interaction_backward", bi_forgot_e, "forgot the - e_i", 0),
     ("check_bi_interaction_backward", bi_forgot_e_broadcast, "forgot the - e_i", 0),
     ("check_bi_interaction_backward", bi_twice, "a factor 2 too many", 1),
     ("check_bi_interaction_backward", bi_no_df, "multiply it by the upstream gradient", 2),
     ("check_bi_interaction_backward", bi_sign, "the sign", 3),
     ("check_bi_interaction_backward", bi_two_e, "not - 2 e_i", 4),
+    ("check_bi_interaction_backward", bi_float32, "right to float32 precision only", 5),
     ("check_scatter_rows", scatter_fancy, "keeps only one occurrence of each id", 0),
     ("check_scatter_rows", scatter_assign, "keeps only one occurrence of each id", 0),
     ("check_scatter_rows", scatter_row_loop, "ids repeated within a row", 1),

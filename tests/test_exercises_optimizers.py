@@ -59,6 +59,13 @@ def _ada_divide_first(V, acc, rows, g, lr):
     return V, acc
 
 
+def _ada_sign(V, acc, rows, g, lr):
+    V, acc = V.copy(), acc.copy()
+    acc[rows] += g * g
+    V[rows] += lr * g / np.sqrt(acc[rows])            # along the gradient
+    return V, acc
+
+
 def _ada_dense(V, acc, rows, g, lr):
     dense = np.zeros_like(V)
     dense[rows] = g
@@ -144,6 +151,7 @@ def _reordered(f, order):
 
 PLANTED = [
     ("adagrad_rows", _ada_divide_first, "add g^2 to the accumulator first"),
+    ("adagrad_rows", _ada_sign, "the step goes against the gradient"),
     ("adagrad_rows", _ada_dense, "only the touched rows are read and written"),
     ("adagrad_rows", _ada_first_rows, "rows the batch did not touch must not change"),
     ("adagrad_rows", _reordered(adagrad_rows, (1, 0)), "return (V, acc) in this order"),

@@ -36,6 +36,18 @@ def _merged_ids(idx, val, V):
     return out
 
 
+def _float32(got, want, a):
+    """Whether got is a float32 array, or agrees with the answer only to float32's precision (about 1e-7
+    relative: within _close's 1e-6 but above the checker's tolerance)."""
+    return np.asarray(got).dtype == np.float32 or _close(got, want)
+
+
+# last in a list: a known mistake made in float32 still gets its own hint (they match to 1e-6)
+FLOAT32_HINT = (_float32, "right to float32 precision only, or a float32 array: compute in float64 (the checker's "
+                          "arrays are float64, and float32 rounds every operation to about 1e-7, far above the "
+                          "tolerance; drop any dtype=np.float32 or .astype(np.float32))")
+
+
 FM_PAIRWISE_HINTS = [
     (lambda got, want, a: _close(got, 0.5 * ((a[1][:, :, None] * a[2][a[0]]).sum(1) ** 2).sum(1)),
      "you kept the diagonal i = j: subtract q, the sum of the squares x_i^2 v_i^2, before halving"),
@@ -54,6 +66,7 @@ FM_PAIRWISE_HINTS = [
     (lambda got, want, a: _close(got, _merged_ids(*a)),
      "an id repeated in a row is two entries, and the pair they form counts: q sums e_i * e_i entry by "
      "entry, not (sum of the id's x)^2 v^2 per distinct id"),
+    FLOAT32_HINT,
 ]
 
 
@@ -94,6 +107,7 @@ BI_BACKWARD_HINTS = [
     (lambda got, want, a: _close(got, a[0][:, None, :] * (a[1].sum(1)[:, None, :] - 2 * a[1])),
      "the diagonal term is - e_i, not - 2 e_i: d q / d e_i = 2 e_i, and q enters f with the factor 1/2 "
      "(as s^2 does)"),
+    FLOAT32_HINT,
 ]
 
 

@@ -111,6 +111,9 @@ def check_adagrad_rows(adagrad_rows):
 
     hints = [
         _in_order(["V", "acc"]),
+        (lambda got, want, a: _step_reversed(got[0], a[0], want[0]), "the step goes against the gradient: "
+                                                                      "V -= lr * g / sqrt(G) (in code, V[rows] -= "
+                                                                      "lr * g / np.sqrt(acc[rows]))"),
         (lambda got, want, a: _close(got[0], divide_first(*a)[0]), "add g^2 to the accumulator first, then "
                                                                   "divide by its square root (this step's g counts)"),
         (nan_where_never_used, "only the touched rows are read and written: you updated the whole table, and an "

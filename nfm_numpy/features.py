@@ -36,7 +36,8 @@ each used (user, item), n items that user never used, with the same
 context), ``split_rows`` (a seeded 70/20/10 split) and ``join`` (side
 information, e.g. app metadata, by a key column). Every row keeps the file
 and line it came from through splits, negatives and joins, so an error
-always names the file's own line. Everything is vectorised: columns are
+always names the file's own line (a cell that ``join`` added: the other
+file's line and the key, beside the row it was joined to). Everything is vectorised: columns are
 encoded with one dictionary lookup per distinct value, never a loop over
 rows in NumPy.
 """
@@ -166,7 +167,10 @@ class Table:
     rows came from several files (else every row is from ``source``). Every
     way of making a table from another (``take``, ``with_column``, the
     concatenation of files) carries these along, so an error names the
-    original line whatever shuffling came between.
+    original line whatever shuffling came between. A column added by ``join`` also
+    keeps the row of the other table each cell came from (``joined``: column ->
+    ``_Joined``), so an error in such a cell names that table's file and line
+    and the key it was joined by, not only the row it was joined to.
     """
 
     def __init__(self, columns, lines=None, source="data", *, files=None, unit=None, delimiter=None):
@@ -187,6 +191,7 @@ class Table:
         self.lines, self.unit = np.asarray(lines, dtype=np.int64), unit or "line"
         self.files, self.delimiter = files, delimiter
         self._codes = {}                     # name -> (codes, distinct texts): see ``codes``
+        self.joined = {}                     # name -> _Joined, for the columns ``join`` added
 
     def __len__(self):
         return self.n_rows
@@ -212,9 +217,17 @@ class Table:
         return f"{self.source}: no {what} {name!r}; the columns are {_names(self.names)}"
 
     def where(self, row, column=None):
-        """'file, line N, column C' (or 'source, row N' for a mapping) for error messages."""
+        """'file, line N, column C' (or 'source, row N' for a mapping) for error messages. For a
+        column that ``join`` added: the other table's file and line the cell came from, the key,
+        and this table's row it was joined to (or, for a key the other table lacks, that no row
+        of it has the key: the cell is empty)."""
         source = self.source if self.files is None else self.files[row]
-        return f"{source}, {self.unit} {self.lines[row]}" + (f", column {column!r}" if column is not None else "")
+        here = f"{source}, {self.unit} {self.lines[row]}"
+        if column is None:
+            return here
+        if column in self.joined:
+            return self.joined[column].where(self, row, column, here)
+        return f"{here}, column {column!r}"
 
     def first(self, mask):
         """The row, among those where ``mask`` is true, that comes first in the file (errors name the
@@ -244,8 +257,15 @@ class Table:
     def _like(self, columns, rows=None, source=None):
         """A table of ``columns`` with this one's origins (of ``rows`` if given) and delimiter."""
         pick = (lambda a: a) if rows is None else (lambda a: a[rows])
-        return Table(columns, pick(self.lines), source or self.source, unit=self.unit, delimiter=self.delimiter,
-                     files=None if self.files is None else pick(self.files))
+        out = Table(columns, pick(self.lines), source or self.source, unit=self.unit, delimiter=self.delimiter,
+                    files=None if self.files is None else pick(self.files))
+        taken = {}                           # one join's columns share their rows: take them once
+        for name, j in self.joined.items():
+            if name in out.columns:
+                if id(j) not in taken:
+                    taken[id(j)] = j if rows is None else j.take(rows)
+                out.joined[name] = taken[id(j)]
+        return out
 
     def take(self, rows):
         rows = np.asarray(rows)
@@ -255,6 +275,7 @@ class Table:
 
     def with_column(self, name, values, codes=None):
         out = self._like({**self.columns, name: values})
+        out.joined.pop(name, None)                   # new values: no longer the other table's cells
         out._codes = {n: ct for n, ct in self._codes.items() if n != name}
         if codes is not None:
             out._codes[name] = codes
@@ -262,6 +283,31 @@ class Table:
 
     def __repr__(self):
         return f"Table({self.source!r}, rows={self.n_rows}, columns={self.names})"
+
+
+class _Joined:
+    """Where the cells of the columns one ``join`` added came from: ``at``, for each row of the
+    table, the row of the other table (-1: no row of it has the key), with that table's source,
+    lines, files and unit, its key column ``on`` and the key texts, and ``names``: each added
+    column's name in the other table (the added name may carry a prefix)."""
+
+    def __init__(self, other, on, keys, at, names):
+        self.source, self.unit, self.lines, self.files = other.source, other.unit, other.lines, other.files
+        self.on, self.keys, self.at, self.names = on, keys, at, names
+
+    def take(self, rows):
+        out = object.__new__(_Joined)
+        out.__dict__.update(self.__dict__, at=self.at[rows])
+        return out
+
+    def where(self, table, row, column, here):
+        j = int(self.at[row])
+        if j < 0:
+            key = f" {_shown(_num_text(table[self.on][row]))}" if self.on in table else ""
+            return f"{here}, column {column!r} (empty: joined from {self.source}, which has no row with {self.on}{key})"
+        source = self.source if self.files is None else self.files[j]
+        return (f"{source}, {self.unit} {self.lines[j]}, column {self.names[column]!r} (joined by {self.on} "
+                f"{_shown(self.keys[j])} to {here})")
 
 
 def as_table(data, source="data"):
@@ -605,6 +651,8 @@ def join(table, other, on, columns=None, prefix=""):
     for name in names:
         values = np.append(_text(other[name]), "")              # position -1: an empty cell
         out = out.with_column(prefix + name, values[at])
+    origin = _Joined(other, on, keys, at, {prefix + name: name for name in names})
+    out.joined.update({prefix + name: origin for name in names})   # errors in these cells name other's rows
     return out
 
 
@@ -824,8 +872,9 @@ def _numbers(table, name, missing, what="numeric column"):
         bad[bad] = _not_numbers(texts[bad])
         if bad.any():
             r = table.first(bad[codes])
-            how = (f"; missing values are written as one of {', '.join(map(repr, missing))}"
-                   if missing and what == "numeric column" else "")
+            how = (f"; missing values are written as one of {', '.join(map(repr, missing))}; if it means no "
+                   "value, add it to missing (--missing on the command line)" if missing and what == "numeric column"
+                   else "")
             raise DataError(f"{table.where(r, name)}: {_shown(texts[codes[r]])} is not a number (a {what}{how})")
         values = np.where(blank, "nan", texts).astype(object).astype(np.float64)      # float() of each text
         values[blank] = np.nan

@@ -301,6 +301,36 @@ def test_join_adds_side_information_by_key():
     assert out["category"].tolist() == ["Tools", "Games", ""]               # a key without metadata: empty
 
 
+def test_an_error_in_a_joined_cell_names_the_file_it_came_from(tmp_path):
+    # the log's rows are shuffled and copied (negatives, a split) before the join, as in notebook 8
+    log = Fe.read_csv(write(tmp_path, "log.csv", "user,item\nu1,a\nu2,b\nu1,c\nu3,b\nu2,d\n"))
+    meta = Fe.read_csv(write(tmp_path, "meta.csv", "item,rating,price\na,4.5,1\nb,4.1,2\nc,unknown,3\nd,3.9,x\n"))
+    rows = Fe.add_negatives(log, "user", "item", n=1, seed=0)
+    rows = rows.take(np.random.default_rng(1).permutation(len(rows)))
+    joined = Fe.join(rows, meta, "item", ["rating"], prefix="m_")
+    first = joined.first(joined["m_rating"] == "unknown")             # the cell the encoder reports
+    at_log = f"\\S*log\\.csv, line {joined.lines[first]}"
+    with pytest.raises(DataError, match=r"meta\.csv, line 4, column 'rating' \(joined by item 'c' to " + at_log +
+                       r"\): 'unknown' is not a number \(a numeric column; .* add it to missing"):
+        Fe.Encoder(categorical="*", numeric=["m_rating"], label="label").fit(joined)
+    enc = Fe.Encoder(categorical="*", numeric=["m_rating"], label="label", missing=Fe.MISSING + ("unknown",))
+    assert enc.fit(joined).fields[-1].counts["missing"] == int((joined["m_rating"] == "unknown").sum())
+    # the origin goes with the cells through take(), and only with them: a column replaced, or one of
+    # the table's own, names the table's own line
+    part = joined.take(np.arange(len(joined))[::-1])
+    assert part.where(0, "m_rating").startswith(str(tmp_path / "meta.csv"))
+    assert part.where(0, "user").startswith(str(tmp_path / "log.csv"))
+    assert part.with_column("m_rating", np.zeros(len(part))).where(0, "m_rating") == \
+        f"{tmp_path / 'log.csv'}, line {part.lines[0]}, column 'm_rating'"
+    # a key the other table lacks: an empty cell, and the message says so
+    lone = Fe.join({"item": np.array(["a", "z"], dtype=object)}, meta, "item", ["price"])
+    assert lone.where(1, "price") == f"data, row 2, column 'price' (empty: joined from {tmp_path / 'meta.csv'}, " \
+                                     "which has no row with item 'z')"
+    with pytest.raises(DataError, match=r"meta\.csv, line 5, column 'price' \(joined by item 'd' to data, row 1\)"):
+        Fe.Encoder(categorical="item", numeric=["price"]).fit(Fe.join({"item": np.array(["d"], dtype=object)}, meta,
+                                                                       "item", ["price"]))
+
+
 def test_raw_frappe_log_gives_the_papers_row_count():
     path = FRAPPE_RAW / "frappe.csv"
     if not path.exists():

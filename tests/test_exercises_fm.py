@@ -180,6 +180,19 @@ def bi_float32(df, E):
     return bi_backward_right(df.astype(np.float32), E.astype(np.float32))   # right, but in float32
 
 
+def bi_wrong_axis(df, E):
+    return df[:, None, :] * (E.sum(2)[:, :, None] - E)              # s summed over k, not over the entries
+
+
+def test_a_broadcasting_slip_in_bi_interaction_backward_gets_the_axis_hint(capsys):
+    """``df * (E.sum(1) - E)``: (B, k) against (B, F, k) raises; the message names the shapes and the fix."""
+    result = fm_checkers.check_bi_interaction_backward(lambda df, E: df * (E.sum(1) - E))
+    capsys.readouterr()
+    assert result.status == "fail" and "could not be broadcast" in result.message
+    assert "hint: df and the row sums s = E.sum(1) are (B, k) = (3, 5), E is (B, F, k) = (3, 4, 5): give a (B, k) " \
+           "array a middle axis, [:, None, :]" in result.message
+
+
 def scatter_fancy(idx, G, n):
     dV = np.zeros((n, G.shape[2]))
     dV[idx.ravel()] += G.reshape(idx.size, -1)
@@ -221,7 +234,8 @@ PLANTED = [  # (checker, mistake, a phrase of its hint, the hint's place in the 
     ("check_bi_interaction_backward", bi_no_df, "multiply it by the upstream gradient", 2),
     ("check_bi_interaction_backward", bi_sign, "the sign", 3),
     ("check_bi_interaction_backward", bi_two_e, "not - 2 e_i", 4),
-    ("check_bi_interaction_backward", bi_float32, "right to float32 precision only", 5),
+    ("check_bi_interaction_backward", bi_wrong_axis, "s sums over a row's entries, axis 1", 5),
+    ("check_bi_interaction_backward", bi_float32, "right to float32 precision only", 6),
     ("check_scatter_rows", scatter_fancy, "keeps only one occurrence of each id", 0),
     ("check_scatter_rows", scatter_assign, "keeps only one occurrence of each id", 0),
     ("check_scatter_rows", scatter_row_loop, "ids repeated within a row", 1),

@@ -107,6 +107,9 @@ BI_BACKWARD_HINTS = [
     (lambda got, want, a: _close(got, a[0][:, None, :] * (a[1].sum(1)[:, None, :] - 2 * a[1])),
      "the diagonal term is - e_i, not - 2 e_i: d q / d e_i = 2 e_i, and q enters f with the factor 1/2 "
      "(as s^2 does)"),
+    (lambda got, want, a: _close(got, a[0][:, None, :] * (a[1].sum(2)[:, :, None] - a[1])),
+     "s sums over a row's entries, axis 1: s = E.sum(1) is (B, k), one k-vector a row (E.sum(2) sums each "
+     "entry's k coordinates instead)"),
     FLOAT32_HINT,
 ]
 
@@ -116,11 +119,24 @@ def check_bi_interaction_backward(bi_interaction_backward):
     rng = np.random.default_rng(3)
     cases = []
     for d, idx, val in _cases(3):
-        E, _ = L.embedding_forward(idx, val, rng.standard_normal((40, 3)))
-        cases.append((d, (rng.standard_normal((E.shape[0], E.shape[2])), E)))
-    return _run("bi_interaction_backward", bi_interaction_backward, cases, _bi_reference, _compare(["dE"]),
+        E, _ = L.embedding_forward(idx, val, rng.standard_normal((40, 5)))   # k = 5: no shape is B's or F's
+        cases.append((f"{d}, k=5", (rng.standard_normal((E.shape[0], E.shape[2])), E)))
+
+    def learners(df, E):
+        try:
+            return bi_interaction_backward(df, E)
+        except ValueError as e:
+            if "broadcast" not in str(e):
+                raise
+            raise ValueError(f"{e}\n  hint: {BI_BROADCAST_HINT.format(df=df.shape, E=E.shape)}") from None
+
+    return _run("bi_interaction_backward", learners, cases, _bi_reference, _compare(["dE"]),
                 BI_BACKWARD_HINTS, covers="E from ids repeated within and across rows, padding and real x; "
                                           "random df")
+
+
+BI_BROADCAST_HINT = ("df and the row sums s = E.sum(1) are (B, k) = {df}, E is (B, F, k) = {E}: give a (B, k) "
+                     "array a middle axis, [:, None, :], to broadcast it over the F entries")
 
 
 def _scatter_reference(idx, G, n):

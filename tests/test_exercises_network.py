@@ -1,12 +1,13 @@
 """Notebook 4, "the whole network by hand".
 
 * ``one_step.forward_backward``, the reference, against central differences of the notebook's own
-  atomic forward pass, for every intermediate and every parameter (an independent path: no backward
-  formula is involved);
-* the notebook's forward gives the reference's values; its folded solution passes
-  ``check_nfm_backward``; the stub as stored is "not implemented", and the path its text describes
-  (delete the ``raise``, add lines below the given ones) reports the next missing gradient, then passes;
-* every hint of the checker is planted (one mistaken line in the solution) and fires alone; the alias
+  atomic forward pass (its folded solution), for every intermediate and every parameter (an
+  independent path: no backward formula is involved);
+* the forward's folded solution gives the reference's values (exact up to var0, then close, as the notebook
+  says) and passes ``check_nfm_forward``; the backward's passes ``check_nfm_backward``; each stub as stored
+  is "not implemented", and the path its text describes (delete the ``raise``, add lines below the given
+  ones) reports the next missing value or gradient, then passes;
+* every hint of both checkers is planted (one mistaken line in the solution) and fires alone; the alias
   hint (``da1 = dxc1`` without ``.copy()``) word for word, for both pairs the notebook's route creates.
 """
 import ast
@@ -18,7 +19,17 @@ import pytest
 
 from nfm_numpy import one_step
 from nfm_numpy.exercises import EXERCISES
-from nfm_numpy.exercises.network import BACKWARD_ORDER, HINTS, PARAMS, check_nfm_backward, dense
+from nfm_numpy.exercises.network import (
+    BACKWARD_ORDER,
+    DEFINED_AS,
+    FORWARD_HINTS,
+    FORWARD_ORDER,
+    HINTS,
+    PARAMS,
+    check_nfm_backward,
+    check_nfm_forward,
+    dense,
+)
 from nfm_numpy.gradcheck import rel_error
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_nfm_end_to_end.ipynb"
@@ -41,10 +52,10 @@ def code_cell(cells, name):
     return next(c.source for c in cells if c.cell_type == "code" and f"def {name}(" in c.source)
 
 
-def solution(cells):
-    """The folded solution's code block."""
+def solution(cells, name="nfm_backward"):
+    """The folded solution's code block for ``name``."""
     md = next(c.source for c in cells if c.cell_type == "markdown" and "<details>" in c.source
-              and "def nfm_backward(" in c.source)
+              and f"def {name}(" in c.source)
     return re.search(r"```python\n(.*?)```", md, re.S).group(1)
 
 
@@ -65,7 +76,7 @@ class Tap(ast.NodeTransformer):
 
 def tapped_forward(cells):
     """The notebook's forward pass, with a hook that adds h to one entry of one named intermediate."""
-    tree = ast.parse(function_source(code_cell(cells, "nfm_forward"), "nfm_forward"))
+    tree = ast.parse(function_source(solution(cells, "nfm_forward"), "nfm_forward"))
     tree = ast.fix_missing_locations(Tap().visit(tree))
     poke = {"name": None}
 
@@ -82,13 +93,21 @@ def tapped_forward(cells):
 
 
 def test_the_notebooks_forward_gives_the_references_values(cells):
-    forward = define(function_source(code_cell(cells, "nfm_forward"), "nfm_forward"), "nfm_forward")
+    """Close everywhere; bit for bit up to var0, not from rstd0 to err, the loss again: as the notebook says."""
+    forward = define(solution(cells, "nfm_forward"), "nfm_forward")
     batch, params = one_step.tiny_problem()
     _, ref, _ = one_step.forward_backward(batch, params)
     v = forward(batch["idx"], batch["val"], batch["y"], params, ref["mask0"], ref["keep0"], ref["mask1"],
                 ref["keep1"], ref["eps"])
-    for name in [n for n in BACKWARD_ORDER if n not in PARAMS] + ["loss"]:
+    assert set(FORWARD_ORDER) == {n for n in BACKWARD_ORDER if n not in PARAMS} | {"loss"} == set(DEFINED_AS)
+    for name in FORWARD_ORDER:
         np.testing.assert_allclose(v[name], ref[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    exact = [name for name in FORWARD_ORDER if np.array_equal(v[name], ref[name])]
+    cut = FORWARD_ORDER.index("rstd0")
+    assert exact == list(FORWARD_ORDER[:cut]) + ["loss"]
+    text = next(c.source for c in cells
+                if c.cell_type == "markdown" and "**Why?** The formulas are the same" in c.source)
+    assert "the values up to `var0` are bit for bit" in text and "from `rstd0` to `err` they are close" in text
 
 
 def test_every_reference_gradient_matches_central_differences(cells):
@@ -225,3 +244,112 @@ def test_a_crash_in_the_learners_backward_is_reported(capsys):
         return {"err": v["err"], "yhat": v["err"][:, None] + np.ones((3, 2))}     # a broadcasting error
     result = check_nfm_backward(broken)
     assert result.status == "fail" and "your function raised ValueError" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The forward pass
+# ---------------------------------------------------------------------------------------------------------
+
+def test_the_forward_solution_passes(cells, capsys):
+    assert EXERCISES["nfm_forward"] is check_nfm_forward
+    result = check_nfm_forward(define(solution(cells, "nfm_forward"), "nfm_forward"))
+    assert result and "nfm_forward: PASS (3 cases, all 32 values" in capsys.readouterr().out
+
+
+def test_the_forward_stub_is_not_implemented_and_the_text_path_works(cells, capsys):
+    cell = code_cell(cells, "nfm_forward")
+    assert "exercises.check_nfm_forward(nfm_forward)" in cell
+    stub = function_source(cell, "nfm_forward")
+    assert check_nfm_forward(define(stub, "nfm_forward")).status == "not implemented"
+    # "Delete the raise line and add yours below it": first with nothing added ...
+    lines = stub.splitlines()
+    cut = next(i for i, line in enumerate(lines) if "raise NotImplementedError" in line)
+    result = check_nfm_forward(define("\n".join(lines[:cut] + lines[cut + 1:]), "nfm_forward"))
+    assert result.status == "fail" and "no value for 'V_idx' yet (the 3 before it are right)" in result.message
+    # ... then with the solution's lines after the ones the stub gives (the linear part)
+    body = solution(cells, "nfm_forward").splitlines()
+    start = next(i for i, line in enumerate(body) if line.strip().startswith('lin = p["w0"]')) + 1
+    end = next(i for i, line in enumerate(body) if line.strip() == "return locals()")
+    assert lines[:cut] == body[:start]
+    done = "\n".join(lines[:cut] + body[start:end] + lines[cut + 1:])
+    assert check_nfm_forward(define(done, "nfm_forward"))
+    capsys.readouterr()
+
+
+# (the solution's line, what the learner wrote instead, the value it spoils first, the hint)
+PLANTED_FORWARD = [
+    ("lin_terms = val * w_idx", "lin_terms = w_idx", "lin_terms", "value"),
+    ("E = val[:, :, None] * V_idx", "E = V_idx", "E", "value"),
+    ('lin = p["w0"] + lin_terms.sum(1)', "lin = lin_terms.sum(1)", "lin", "bias"),
+    ('a1 = z0 @ p["W1"] + p["b1"]', 'a1 = z0 @ p["W1"]', "a1", "bias"),
+    ("f_bi = 0.5 * (s2 - q)", "f_bi = s2 - q", "f_bi", "half"),
+    ("loss = 0.5 * (err ** 2).sum()", "loss = (err ** 2).sum()", "loss", "half"),
+    ("f_bi = 0.5 * (s2 - q)", "f_bi = 0.5 * (q - s2)", "f_bi", "sign"),
+    ("err = yhat - y", "err = y - yhat", "err", "sign"),
+    ("mu0 = f_bi.mean(0)", "mu0 = f_bi.mean(1)", "mu0", "axis"),
+    ("mu1 = a1.mean(0)", "mu1 = a1.mean()", "mu1", "axis"),
+    ("var0 = (xc0 ** 2).mean(0)", "var0 = xc0.var(0, ddof=1)", "var0", "ddof"),
+    ("var1 = (xc1 ** 2).mean(0)", "var1 = (a1 ** 2).mean(0)", "var1", "centre"),
+    ("rstd0 = (var0 + eps) ** -0.5", "rstd0 = 1 / (np.sqrt(var0) + eps)", "rstd0", "eps"),
+    ("rstd1 = (var1 + eps) ** -0.5", "rstd1 = var1 ** -0.5", "rstd1", "eps"),
+    ("rstd0 = (var0 + eps) ** -0.5", "rstd0 = np.sqrt(var0 + eps)", "rstd0", "reciprocal"),
+    ("z0 = bn0 * mask0 / keep0", "z0 = bn0 / keep0", "z0", "mask"),
+    ("z1 = r1 * mask1 / keep1", "z1 = r1 * mask1", "z1", "scale"),
+    ("z0 = bn0 * mask0 / keep0", "z0 = bn0 * mask0 / keep1", "z0", "keep"),
+    ("r1 = np.maximum(bn1, 0)", "r1 = np.maximum(a1, 0)", "r1", "relu"),
+    ("loss = 0.5 * (err ** 2).sum()", "loss = 0.5 * (err ** 2).mean()", "loss", "mean"),
+    ('out = z1 @ p["h"]', "out = z1.sum(1)", "out", "line"),
+]
+FORWARD_PHRASE = {"value": "needs the value x_f", "half": "is twice what it should be", "sign": "the wrong sign",
+                  "axis": "over the wrong axis:", "ddof": "the biased variance", "centre": "*centred* values",
+                  "eps": "eps goes inside the square root", "reciprocal": "one over the standard deviation",
+                  "mask": "multiplies by its 0/1 mask", "scale": "divides the kept units",
+                  "keep": "its own keep probability", "bias": "is missing its bias",
+                  "relu": "comes after batch norm 1", "mean": "not averaged", "broadcast": "lines up axes",
+                  "line": "compare your line with that formula"}
+
+
+def test_every_forward_hint_is_planted_and_each_phrase_is_its_own():
+    assert set(FORWARD_PHRASE) == set(FORWARD_HINTS) == {key for *_, key in PLANTED_FORWARD} | {"broadcast"}
+    for key, phrase in FORWARD_PHRASE.items():
+        assert [k for k, text in FORWARD_HINTS.items() if phrase in text] == [key]
+
+
+@pytest.mark.parametrize("right, wrong, name, key", PLANTED_FORWARD,
+                         ids=[f"{k}-{n}-{w}" for _, w, n, k in PLANTED_FORWARD])
+def test_a_planted_forward_mistake_fires_its_hint_alone(cells, capsys, right, wrong, name, key):
+    source = solution(cells, "nfm_forward")
+    assert source.count(right) == 1, right
+    result = check_nfm_forward(define(source.replace(right, wrong), "nfm_forward"))
+    capsys.readouterr()
+    assert result.status == "fail", result.message
+    assert f"the first wrong value, walking forward, is {name} (" in result.message, result.message
+    hint = result.message.split("\n  hint: ")[1]
+    assert [k for k, phrase in FORWARD_PHRASE.items() if phrase in hint] == [key], hint
+
+
+def test_a_broadcasting_mistake_names_its_line_and_gets_the_shape_hint(cells, capsys, tmp_path):
+    """``E = val * V_idx`` raises inside the learner's function: the message names the line (from a file, as
+    Jupyter registers a cell's source) and gives the broadcasting hint."""
+    source = solution(cells, "nfm_forward").replace("E = val[:, :, None] * V_idx", "E = val * V_idx")
+    path = tmp_path / "cell.py"
+    path.write_text(source)
+    ns = {"np": np}
+    exec(compile(source, str(path), "exec"), ns)
+    result = check_nfm_forward(ns["nfm_forward"])
+    capsys.readouterr()
+    line = 1 + next(i for i, text in enumerate(source.splitlines()) if "E = val * V_idx" in text)
+    assert "your function raised ValueError: operands could not be broadcast" in result.message
+    assert f"\n  at line {line} of nfm_forward: E = val * V_idx" in result.message
+    assert FORWARD_PHRASE["broadcast"] in result.message.split("\n  hint: ")[1]
+
+
+def test_a_forward_that_changes_the_parameters_or_returns_no_dict_is_told(cells, capsys):
+    source = solution(cells, "nfm_forward")
+    inplace = source.replace('    V_idx = p["V"][idx]', '    p["V"] *= 1.0 + 1e-3\n    V_idx = p["V"][idx]')
+    assert inplace != source
+    result = check_nfm_forward(define(inplace, "nfm_forward"))
+    assert result.status == "fail" and "changed p['V'] in place" in result.message
+    result = check_nfm_forward(define(source.replace("return locals()", "return loss"), "nfm_forward"))
+    assert result.status == "fail" and "return locals(), does it" in result.message
+    capsys.readouterr()

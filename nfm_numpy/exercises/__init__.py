@@ -18,7 +18,7 @@ from .deep import check_affine_backward, check_batchnorm_backward, check_dropout
 from .fm import check_bi_interaction_backward, check_fm_pairwise, check_scatter_rows
 from .gradients import check_central_difference
 from .harness import TOL, Result
-from .network import check_nfm_backward
+from .network import check_nfm_backward, check_nfm_forward
 from .optimizers import check_adagrad_rows, check_adam_rows, check_momentum_rows, check_sgd_rows
 from .sampler import check_draw_w_field
 
@@ -33,6 +33,7 @@ EXERCISES = {
     "batchnorm_backward": check_batchnorm_backward,
     "affine_backward": check_affine_backward,
     "central_difference": check_central_difference,
+    "nfm_forward": check_nfm_forward,
     "nfm_backward": check_nfm_backward,
     "draw_w_field": check_draw_w_field,
 }

@@ -1,4 +1,10 @@
-"""Notebook 4, "the whole network by hand": your backward pass of NFM-1, one line per operation.
+"""Notebook 4, "the whole network by hand": your forward and backward pass of NFM-1, one line per operation.
+
+``check_nfm_forward(nfm_forward)`` runs your forward pass on hard batches, walks its intermediates in
+forward order (from the gathered weights to the loss) and reports the first one missing or wrong, with
+a hint for the classic mistakes. Your function is called as
+``nfm_forward(idx, val, y, p, mask0, keep0, mask1, keep1, eps)`` and returns every intermediate by name
+(``return locals()``), named as ``FORWARD_ORDER``.
 
 ``cmp(name, mine, reference)`` compares one array with the package's (exact, close, largest
 difference), as in Karpathy's "backprop ninja". ``check_nfm_backward(nfm_backward)`` runs your
@@ -13,6 +19,7 @@ returns ``{name: d loss / d v[name]}``: with one variable ``d<name>`` per gradie
 The reference is ``nfm_numpy.one_step.forward_backward``: the package's own layers.
 """
 import copy
+import traceback
 
 import numpy as np
 
@@ -231,4 +238,202 @@ def check_nfm_backward(nfm_backward):
                                               f"walking back from the loss, is d{name} ({right}): {problem}"
                                               f"\n  hint: {hint}"))
     return _say(Result(name_, "pass", f"{name_}: PASS ({len(cases)} cases, all {len(BACKWARD_ORDER)} gradients: "
+                                      "repeated ids, padding, real values, dropout, random parameters)"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The forward pass
+# ---------------------------------------------------------------------------------------------------------
+
+# Every intermediate, in the order notebook 4's forward pass computes them (the parameters are inputs).
+FORWARD_ORDER = ("w_idx", "lin_terms", "lin", "V_idx", "E", "s", "s2", "E2", "q", "f_bi",
+                 "mu0", "xc0", "var0", "rstd0", "xhat0", "scaled0", "bn0", "z0",
+                 "a1", "mu1", "xc1", "var1", "rstd1", "xhat1", "scaled1", "bn1", "r1", "z1",
+                 "out", "yhat", "err", "loss")
+
+# What each line computes: the formula of notebook 4, with the shape (B rows, F entries, k factors, d units).
+DEFINED_AS = {"w_idx": "w_i of each entry: the row of w at its feature id, (B, F)",
+              "lin_terms": "x_f w_i of each entry, (B, F)",
+              "lin": "w0 + the sum over the entries of x_f w_i, (B,)",
+              "V_idx": "v_i of each entry: the row of V at its feature id, (B, F, k)",
+              "E": "e_f = x_f v_i of each entry, (B, F, k)",
+              "s": "s = the sum over the entries of e_f, (B, k)",
+              "s2": "s * s, (B, k)",
+              "E2": "e_f * e_f of each entry, (B, F, k)",
+              "q": "q = the sum over the entries of e_f * e_f, (B, k)",
+              "f_bi": "f_bi = 1/2 (s * s - q), (B, k)",
+              "z0": "inverted dropout of bn0: bn0 * mask0 / keep0, (B, k)",
+              "a1": "z0 W1 + b1, (B, d)",
+              "r1": "relu(bn1), (B, d)",
+              "z1": "inverted dropout of r1: r1 * mask1 / keep1, (B, d)",
+              "out": "z1 h, the prediction layer, (B,)",
+              "yhat": "lin + out, (B,)",
+              "err": "yhat - y, (B,)",
+              "loss": "1/2 the sum over the batch of err squared, a scalar"}
+for _l, _x, _D in ((0, "f_bi", "k"), (1, "a1", "d")):
+    DEFINED_AS.update({f"mu{_l}": f"the batch mean of each column of {_x}, ({_D},)",
+                       f"xc{_l}": f"{_x} minus mu{_l}: centred, (B, {_D})",
+                       f"var{_l}": f"the biased variance of each column: the mean over the rows of xc{_l} ** 2, "
+                                   f"({_D},)",
+                       f"rstd{_l}": f"1 / sqrt(var{_l} + eps), ({_D},)",
+                       f"xhat{_l}": f"xc{_l} * rstd{_l}: normalised, (B, {_D})",
+                       f"scaled{_l}": f"gamma{_l} * xhat{_l}, (B, {_D})",
+                       f"bn{_l}": f"scaled{_l} + beta{_l}, (B, {_D})"})
+
+FORWARD_HINTS = {
+    "value": "{name} needs the value x_f of each entry: {how}; padding entries have x_f = 0 and must "
+             "contribute nothing",
+    "half": "{name} is twice what it should be: {why}",
+    "sign": "{name} has the wrong sign: it is {definition}",
+    "axis": "{name} sums or averages over the wrong axis: {why}",
+    "ddof": "batch norm uses the biased variance: divide by B (np.var's default, ddof=0), not by B - 1",
+    "centre": "the variance is the mean of the *centred* values squared: (xc{l} ** 2).mean(0), not ({x} ** 2).mean(0)",
+    "eps": "eps goes inside the square root: rstd{l} = (var{l} + eps) ** -0.5 (it keeps a column of equal values "
+           "from dividing by zero)",
+    "reciprocal": "rstd{l} is one over the standard deviation, (var{l} + eps) ** -0.5, so that xhat{l} = "
+                  "xc{l} * rstd{l} divides by it",
+    "mask": "dropout multiplies by its 0/1 mask: {name} = {formula}",
+    "scale": "inverted dropout divides the kept units by the keep probability, so that the expected value is "
+             "unchanged and evaluation needs no rescaling: {name} = {formula}",
+    "keep": "each dropout has its own keep probability: keep0 goes with mask0 (the Bi-Interaction's), keep1 with "
+            "mask1 (the hidden layer's)",
+    "bias": "{name} is missing its bias: {name} = {formula}",
+    "relu": "the ReLU comes after batch norm 1: r1 = np.maximum(bn1, 0), not of a1",
+    "mean": "the loss is summed over the batch, as in the paper and the package, not averaged",
+    "broadcast": "check the shapes of the arrays on that line: NumPy lines up axes from the right, so a (B, F) "
+                 "array times a (B, F, k) one needs a new last axis (val[:, :, None]); and an earlier sum or mean "
+                 "over the wrong axis gives a wrong shape (a row's entries are axis 1, the batch's rows axis 0)",
+    "line": "{name} should be {definition}: compare your line with that formula",
+}
+
+
+def _forward_hint(name, mine, v, p):
+    """The hint for the first wrong intermediate ``name`` (``mine`` the learner's, ``v`` the reference's)."""
+    want = np.asarray(v[name], dtype=np.float64)
+    fill = dict(name=name, definition=DEFINED_AS[name], l=name[-1], x="f_bi" if name.endswith("0") else "a1")
+    B = v["idx"].shape[0]
+    if mine.shape != want.shape:
+        if name in ("s", "q", "lin", "E2") or name[:-1] in ("mu", "var"):
+            why = ("the sums over the entries of a row run along axis 1" if name in ("s", "q", "lin")
+                   else "batch statistics average over the rows, axis 0, one value a column")
+            return FORWARD_HINTS["axis"].format(why=why, **fill)
+        return FORWARD_HINTS["line"].format(**fill)
+    if _near(mine, -want) and np.abs(want).max() > 0:
+        return FORWARD_HINTS["sign"].format(**fill)
+    if name in ("E", "lin_terms"):
+        gathered = v["V_idx"] if name == "E" else v["w_idx"]
+        how = ("multiply each gathered row by its value, val[:, :, None] * V_idx (val is (B, F), V_idx (B, F, k))"
+               if name == "E" else "val * w_idx")
+        if _near(mine, gathered):
+            return FORWARD_HINTS["value"].format(how=how, **fill)
+    if name == "f_bi" and _near(mine, 2 * want):
+        return FORWARD_HINTS["half"].format(why="each pair i < j appears twice in s * s (as ij and as ji), "
+                                                "so f_bi = 1/2 (s * s - q)", **fill)
+    if name == "loss" and _near(mine, 2 * want):
+        return FORWARD_HINTS["half"].format(why="the squared loss is 1/2 the sum of err ** 2 (so that its "
+                                                "gradient is err itself)", **fill)
+    if name == "loss" and _near(mine, want / B):
+        return FORWARD_HINTS["mean"]
+    if name[:-1] in ("mu", "var") and mine.shape == want.shape:
+        x = v["f_bi"] if name.endswith("0") else v["a1"]
+        wrong_axis = x.mean(1) if name.startswith("mu") else x.var(1)
+        if wrong_axis.shape == want.shape and _near(mine, wrong_axis):
+            return FORWARD_HINTS["axis"].format(why="batch statistics average over the rows, axis 0, one value "
+                                                    "a column", **fill)
+    if name in ("var0", "var1"):
+        l = name[-1]
+        if _near(mine, want * B / (B - 1)):
+            return FORWARD_HINTS["ddof"]
+        x = v["f_bi"] if l == "0" else v["a1"]
+        if _near(mine, (x ** 2).mean(0)):
+            return FORWARD_HINTS["centre"].format(**fill)
+    if name in ("rstd0", "rstd1"):
+        var = v[f"var{name[-1]}"]
+        eps = v["eps"]
+        if any(_near(mine, alt) for alt in (var ** -0.5, 1 / (np.sqrt(var) + eps), var ** -0.5 + eps)):
+            return FORWARD_HINTS["eps"].format(**fill)
+        if _near(mine, np.sqrt(var + eps)):
+            return FORWARD_HINTS["reciprocal"].format(**fill)
+    if name in ("z0", "z1"):
+        l = name[-1]
+        before, mask, keep = v["bn0" if l == "0" else "r1"], v[f"mask{l}"], v[f"keep{l}"]
+        other = v["keep1" if l == "0" else "keep0"]
+        fill["formula"] = f"{'bn0' if l == '0' else 'r1'} * mask{l} / keep{l}"
+        if _near(mine, before / keep) or _near(mine, before):
+            return FORWARD_HINTS["mask"].format(**fill)
+        if _near(mine, before * mask) or _near(mine, before * mask * keep):
+            return FORWARD_HINTS["scale"].format(**fill)
+        if other != keep and _near(mine, before * mask / other):
+            return FORWARD_HINTS["keep"]
+    if name == "a1" and _near(mine, v["z0"] @ p["W1"]):
+        return FORWARD_HINTS["bias"].format(formula='z0 @ p["W1"] + p["b1"]', **fill)
+    if name == "lin" and _near(mine, v["lin_terms"].sum(1)):
+        return FORWARD_HINTS["bias"].format(formula='p["w0"] + lin_terms.sum(1)', **fill)
+    if name == "r1" and _near(mine, np.maximum(v["a1"], 0)):
+        return FORWARD_HINTS["relu"]
+    return FORWARD_HINTS["line"].format(**fill)
+
+
+def _where(error, fn):
+    """`` at line N: <the line>`` of ``fn`` where ``error`` was raised, or "" when it cannot be told."""
+    code = getattr(fn, "__code__", None)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if code and f.name == code.co_name
+              and f.filename == code.co_filename]
+    if not frames:
+        return ""
+    line = (frames[-1].line or "").strip()
+    return f"\n  at line {frames[-1].lineno - code.co_firstlineno + 1} of {fn.__name__}" + (f": {line}" if line else "")
+
+
+def check_nfm_forward(nfm_forward):
+    """``nfm_forward(idx, val, y, p, mask0, keep0, mask1, keep1, eps) -> {name: value}``: NFM-1's forward
+    pass by hand, one operation a line (``return locals()``).
+
+    The masks and keep probabilities are the reference's, so both draw the same dropout. Walks
+    ``FORWARD_ORDER`` and reports the first intermediate that is missing or wrong, with a hint."""
+    name_ = "nfm_forward"
+    cases = _network_cases()
+    for i, (desc, batch, params, keep, seed) in enumerate(cases, start=1):
+        _, v, _ = one_step.forward_backward(batch, params, keep, seed)
+        p = copy.deepcopy(params)
+        args = (batch["idx"].copy(), batch["val"].copy(), batch["y"].copy(), p,
+                v["mask0"].copy(), v["keep0"], v["mask1"].copy(), v["keep1"], v["eps"])
+        try:
+            got = nfm_forward(*args)
+        except NotImplementedError as e:
+            return _say(Result(name_, "not implemented", f"{name_}: not implemented yet ({e or 'the stub raises'}); "
+                                                        "write it above and run this cell again"))
+        except Exception as e:   # a learner's bug: report it, do not stop the notebook
+            hint = f"\n  hint: {FORWARD_HINTS['broadcast']}" if "broadcast" in str(e) else ""
+            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
+                                              f"{type(e).__name__}: {e}{_where(e, nfm_forward)}{hint}"))
+        if not isinstance(got, dict):
+            return _say(Result(name_, "fail", f"{name_}: return every intermediate by name, as a dict (the last "
+                                              f"line, return locals(), does it); got {type(got).__name__}"))
+        changed = [key for key in PARAMS if not np.array_equal(p[key], params[key])]
+        if changed:
+            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your forward changed "
+                                              f"p[{changed[0]!r}] in place; the forward only reads the parameters"))
+        for j, name in enumerate(FORWARD_ORDER):
+            right = f"the {j} before it are right" if j else "it is the first"
+            if name not in got:
+                return _say(Result(name_, "fail", f"{name_}: no value for '{name}' yet ({right}); next, "
+                                                  f"{name} is {DEFINED_AS[name]}"))
+            want = np.asarray(v[name], dtype=np.float64)
+            try:
+                mine = np.asarray(got[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                mine = np.full((), np.nan)
+            if mine.shape != want.shape:
+                problem = f"{name} has shape {mine.shape}, expected {want.shape}"
+            elif not _agree(mine, want):
+                at = np.unravel_index(np.argmax(np.abs(mine - want)), want.shape) if want.ndim else ()
+                problem = (f"{name}: relative error {rel_error(mine, want):.1e} (should be below {TOL:g}); "
+                           f"at {tuple(map(int, at))} expected {want[at]:.6g}, got {mine[at]:.6g}")
+            else:
+                continue
+            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): the first wrong value, "
+                                              f"walking forward, is {name} ({right}): {problem}"
+                                              f"\n  hint: {_forward_hint(name, mine, v, params)}"))
+    return _say(Result(name_, "pass", f"{name_}: PASS ({len(cases)} cases, all {len(FORWARD_ORDER)} values: "
                                       "repeated ids, padding, real values, dropout, random parameters)"))

@@ -140,6 +140,49 @@ def _adam(V, m, r, rows, g, lr, t, b1, b2, eps, correct=True, dt=0, inside=False
     return V, m, r
 
 
+def _forgot_return(in_place):
+    """The right update, done in place on the arrays handed over, with the ``return`` forgotten."""
+    def forgot(*a):
+        in_place(*a)
+    return forgot
+
+
+def _sgd_in_place(V, rows, g, lr):
+    V[rows] -= lr * g
+
+
+def _momentum_in_place(V, u, rows, g, lr, mu):
+    u[rows] = mu * u[rows] + g
+    V[rows] -= lr * u[rows]
+
+
+def _ada_in_place(V, acc, rows, g, lr):
+    acc[rows] += g * g
+    V[rows] -= lr * g / np.sqrt(acc[rows])
+
+
+def _adam_in_place(V, m, r, rows, g, lr, t, b1, b2, eps):
+    m[rows] = b1 * m[rows] + (1 - b1) * g
+    r[rows] = b2 * r[rows] + (1 - b2) * g * g
+    V[rows] -= lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m[rows] / (np.sqrt(r[rows]) + eps)
+
+
+def _adam_r_of_g(V, m, r, rows, g, lr, t, b1, b2, eps):       # r averages g, not g^2
+    V, m, r = V.copy(), m.copy(), r.copy()
+    m[rows] = b1 * m[rows] + (1 - b1) * g
+    r[rows] = b2 * r[rows] + (1 - b2) * g
+    V[rows] -= lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m[rows] / (np.sqrt(r[rows]) + eps)
+    return V, m, r
+
+
+def _adam_m_without_factor(V, m, r, rows, g, lr, t, b1, b2, eps):       # m <- b1 m + g
+    V, m, r = V.copy(), m.copy(), r.copy()
+    m[rows] = b1 * m[rows] + g
+    r[rows] = b2 * r[rows] + (1 - b2) * g * g
+    V[rows] -= lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m[rows] / (np.sqrt(r[rows]) + eps)
+    return V, m, r
+
+
 def _with(f, **kw):
     return lambda *a: f(*a, **kw)
 
@@ -155,9 +198,11 @@ PLANTED = [
     ("adagrad_rows", _ada_dense, "only the touched rows are read and written"),
     ("adagrad_rows", _ada_first_rows, "rows the batch did not touch must not change"),
     ("adagrad_rows", _reordered(adagrad_rows, (1, 0)), "return (V, acc) in this order"),
+    ("adagrad_rows", _forgot_return(_ada_in_place), "your function returned None: did you return V, acc?"),
     ("sgd_rows", _sgd_sign, "the step goes against the gradient"),
     ("sgd_rows", _sgd_rows_only, "return the whole table"),
     ("sgd_rows", _sgd_overwrite, "do not overwrite them"),
+    ("sgd_rows", _forgot_return(_sgd_in_place), "your function returned None: did you return V?"),
     ("momentum_rows", _with(_momentum, sign=-1), "the step goes against the velocity"),
     ("momentum_rows", _with(_momentum, dense=True), "lazy momentum: rows the batch did not touch must not move"),
     ("momentum_rows", _with(_momentum, decay_all=True), "lazy momentum: rows the batch did not touch keep their "
@@ -166,6 +211,7 @@ PLANTED = [
     ("momentum_rows", _with(_momentum, ema=True), "without a (1 - mu) factor"),
     ("momentum_rows", _with(_momentum, lr_in_u=True), "the velocity holds mu u + g, without lr"),
     ("momentum_rows", _reordered(momentum_rows, (1, 0)), "return (V, u) in this order"),
+    ("momentum_rows", _forgot_return(_momentum_in_place), "your function returned None: did you return V, u?"),
     ("adam_rows", _with(_adam, sign=-1), "the step goes against the gradient"),
     ("adam_rows", _with(_adam, correct=False), "the bias correction is missing"),
     ("adam_rows", _with(_adam, dt=-1), "the step count is off by one"),
@@ -176,6 +222,9 @@ PLANTED = [
     ("adam_rows", _with(_adam, decay_all=True), "lazy Adam: rows the batch did not touch keep their moments"),
     ("adam_rows", _reordered(adam_rows, (1, 0, 2)), "return (V, m, r) in this order"),
     ("adam_rows", _reordered(adam_rows, (0, 2, 1)), "return (V, m, r) in this order"),
+    ("adam_rows", _forgot_return(_adam_in_place), "your function returned None: did you return V, m, r?"),
+    ("adam_rows", _adam_r_of_g, "r is the moving average of g squared"),
+    ("adam_rows", _adam_m_without_factor, "V is wrong, and so is m or r"),
 ]
 
 

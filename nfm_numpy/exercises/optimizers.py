@@ -69,6 +69,14 @@ def _in_order(names):
             f"each output is right, but in the wrong place: return ({', '.join(names)}) in this order")
 
 
+def _no_return(names):
+    """The hint for a function that returned nothing (an update in place without ``return``)."""
+    outs = ", ".join(names)
+    return (lambda got, want, a: got is None,
+            f"your function returned None: did you return {outs}? (an update in place must still end with "
+            f"return {outs})")
+
+
 def _step_reversed(got_V, V, want_V):
     """Whether the learner moved V by minus the reference's step (a sign error)."""
     return _close(got_V, V - (want_V - V))
@@ -110,6 +118,7 @@ def check_adagrad_rows(adagrad_rows):
         return never.size > 0 and bool(np.isnan(np.asarray(got[0], dtype=np.float64)[never]).all())
 
     hints = [
+        _no_return(["V", "acc"]),
         _in_order(["V", "acc"]),
         (lambda got, want, a: _step_reversed(got[0], a[0], want[0]), "the step goes against the gradient: "
                                                                       "V -= lr * g / sqrt(G) (in code, V[rows] -= "
@@ -139,6 +148,7 @@ def check_sgd_rows(sgd_rows):
         return params["V"]
 
     hints = [
+        _no_return(["V"]),
         (lambda got, want, a: np.shape(got) == np.shape(a[2]), "return the whole table (n, k) with its touched rows "
                                                                "updated, not only the (U, k) touched rows"),
         (lambda got, want, a: _step_reversed(got, a[0], want), "the step goes against the gradient: subtract lr g"),
@@ -181,6 +191,7 @@ def check_momentum_rows(momentum_rows):
         return variant(V, u, rows, g, lr, mu, lambda old, g, lr, mu: mu * old + g, step_with_old=True)
 
     hints = [
+        _no_return(["V", "u"]),
         _in_order(["V", "u"]),
         (lambda got, want, a: _step_reversed(got[0], a[0], want[0]), "the step goes against the velocity: "
                                                                       "V <- V - lr u"),
@@ -243,7 +254,17 @@ def check_adam_rows(adam_rows):
     def with_t(a, t):
         return a[:6] + (t,) + a[7:]
 
+    def r_of_g(got, want, a):
+        r, rows, g, b2 = a[2].copy(), a[3], a[4], a[8]
+        r[rows] = b2 * r[rows] + (1 - b2) * g                       # g where g^2 belongs
+        return _close(_outputs(got, want)[2], r)
+
+    def moments_wrong(got, want, a):
+        got = _outputs(got, want)
+        return not _close(got[0], want[0]) and not (_close(got[1], want[1]) and _close(got[2], want[2]))
+
     hints = [
+        _no_return(["V", "m", "r"]),
         _in_order(["V", "m", "r"]),
         (lambda got, want, a: _step_reversed(got[0], a[0], want[0]), "the step goes against the gradient: "
                                                                       "V <- V - lr_t m / (sqrt(r) + eps)"),
@@ -262,6 +283,10 @@ def check_adam_rows(adam_rows):
          "moments; the package skips them, as LazyAdam and SparseAdam do)"),
         (lambda got, want, a: _moved_untouched(got[1], a[1], a[3]) or _moved_untouched(got[2], a[2], a[3]),
          "lazy Adam: rows the batch did not touch keep their moments m and r (do not decay all of them)"),
+        (r_of_g, "r is the moving average of g squared: r <- beta2 r + (1 - beta2) g * g, not of g (V is wrong "
+                 "through it)"),
+        (moments_wrong, "V is wrong, and so is m or r (V is named first because it is compared first): check "
+                        "m <- beta1 m + (1 - beta1) g and r <- beta2 r + (1 - beta2) g * g on the touched rows"),
     ]
     return _run("adam_rows", adam_rows, cases, reference, _compare(["V", "m", "r"]), hints,
                 "one to twelve touched rows, steps 1, 3 and 40, moments of a run in progress, rows with tiny "

@@ -99,6 +99,13 @@ def _ada_sign(V, acc, rows, g, lr):
     return V, acc
 
 
+def _ada_eps(V, acc, rows, g, lr):                   # an epsilon, as in other forms of Adagrad (Keras: 1e-7)
+    V, acc = V.copy(), acc.copy()
+    acc[rows] += g * g
+    V[rows] -= lr * g / (np.sqrt(acc[rows]) + 1e-7)
+    return V, acc
+
+
 def _no_restore(f, x, h):
     grad = central_difference(f, x, h)
     x += 1.0
@@ -113,6 +120,7 @@ PLANTED = [
      "compute in float64"),
     ("adagrad_rows", _ada_divide_first, "add g^2 to the accumulator first"),
     ("adagrad_rows", _ada_sign, "the step goes against the gradient"),
+    ("adagrad_rows", _ada_eps, "no eps here"),
     ("bi_interaction_backward", lambda df, E: df[:, None, :] * E.sum(1)[:, None, :], "forgot the - e_i"),
     ("bi_interaction_backward", lambda df, E: E.sum(1)[:, None, :] - E, "multiply it by the upstream gradient"),
     ("scatter_rows", _fancy_scatter, "keeps only one occurrence"),

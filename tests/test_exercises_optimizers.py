@@ -74,6 +74,16 @@ def _ada_dense(V, acc, rows, g, lr):
         return V - lr * dense / np.sqrt(acc), acc
 
 
+def _ada_eps(eps, inside):
+    """Adagrad with an epsilon added, as in other forms of it: g / (sqrt(acc) + eps) or g / sqrt(acc + eps)."""
+    def ada(V, acc, rows, g, lr):
+        V, acc = V.copy(), acc.copy()
+        acc[rows] += g * g
+        V[rows] -= lr * g / (np.sqrt(acc[rows] + eps) if inside else np.sqrt(acc[rows]) + eps)
+        return V, acc
+    return ada
+
+
 def _ada_first_rows(V, acc, rows, g, lr):           # updates rows 0..U-1 instead of `rows`
     V, acc = V.copy(), acc.copy()
     acc[rows] += g * g
@@ -197,6 +207,9 @@ PLANTED = [
     ("adagrad_rows", _ada_sign, "the step goes against the gradient"),
     ("adagrad_rows", _ada_dense, "only the touched rows are read and written"),
     ("adagrad_rows", _ada_first_rows, "rows the batch did not touch must not change"),
+    ("adagrad_rows", _ada_eps(1e-7, inside=False), "no eps here"),
+    ("adagrad_rows", _ada_eps(1e-3, inside=False), "no eps here"),
+    ("adagrad_rows", _ada_eps(1e-5, inside=True), "no eps here"),
     ("adagrad_rows", _reordered(adagrad_rows, (1, 0)), "return (V, acc) in this order"),
     ("adagrad_rows", _forgot_return(_ada_in_place), "your function returned None: did you return V, acc?"),
     ("sgd_rows", _sgd_sign, "the step goes against the gradient"),
@@ -281,6 +294,22 @@ def test_the_dense_adagrad_is_caught_only_through_a_never_used_row():
     acc[6] = 0.0
     assert np.isnan(_ada_dense(V, acc, rows, g, 0.1)[0][6]).all()
     assert not np.isnan(adagrad_rows(V, acc, rows, g, 0.1)[0]).any()
+
+
+def test_an_eps_too_small_to_matter_passes_and_the_eps_hint_needs_acc_right(capsys):
+    """An eps below the tolerance's reach is a right answer (no hint is ever reached); the eps hint reads
+    eps back from V only when acc is right, so a wrong accumulator is not blamed on an eps."""
+    assert exercises.check_adagrad_rows(_ada_eps(1e-10, inside=False)).status == "pass"
+    assert exercises.check_adagrad_rows(_ada_eps(1e-8, inside=True)).status == "pass"
+
+    def eps_and_wrong_acc(V, acc, rows, g, lr):
+        V, acc = _ada_eps(1e-3, inside=False)(V, acc, rows, g, lr)
+        acc[rows] += 1.0
+        return V, acc
+
+    capsys.readouterr()
+    assert exercises.check_adagrad_rows(eps_and_wrong_acc).status == "fail"
+    assert "no eps here" not in capsys.readouterr().out
 
 
 def _exercise_cells(path):

@@ -25,6 +25,7 @@ from itertools import permutations
 import numpy as np
 
 from .. import layers as L
+from ..gradcheck import rel_error
 from ..optim import SGD, Adagrad, Adam, Momentum
 from .harness import _close, _compare, _outputs, _run
 
@@ -91,6 +92,11 @@ def check_adagrad_rows(adagrad_rows):
     yet, as in Adagrad's usual form where G starts at 0): the touched-rows update never reads
     them, while a dense update of the whole table computes 0 / sqrt(0) = NaN there. That is how
     the checker tells the two apart; with every accumulator positive they give the same numbers.
+
+    There is no eps: the original (TF1's AdagradOptimizer, accumulator starting at 1e-8) divides by
+    sqrt(G) alone. A learner who adds one is off by a relative 1e-9 or more from eps = 1e-7 on in
+    g / (sqrt(acc) + eps), from about 1e-6 on in g / sqrt(acc + eps) (a smaller eps passes, within the
+    tolerance); the checker reads the eps back from the step and says so in a hint.
     """
     cases = []
     for n, U, k, V, rows, g, rng in _table_cases(2):
@@ -112,6 +118,30 @@ def check_adagrad_rows(adagrad_rows):
         acc[rows] += g * g
         return V, acc
 
+    def eps_added(got, want, a):
+        """Whether V is g / (sqrt(acc) + eps) or g / sqrt(acc + eps) away, for one small eps > 0 (below 0.1)
+        read back from the step, with acc right: that form explains V a thousand times better than the
+        reference does."""
+        V, rows, g, lr = a[0], a[2], a[3], a[4]
+        got = _outputs(got, want)
+        if len(got) != 2 or not _close(got[1], want[1]):
+            return False
+        G = want[1][rows]                                                  # the accumulator after this step
+        step = V[rows] - np.asarray(got[0], dtype=np.float64)[rows]        # the learner's lr g / (...)
+        use = np.abs(g) > 0.1                                              # steps big enough to read eps from
+        if not use.any() or (step[use] * g[use] <= 0).any():
+            return False
+        denom = lr * g[use] / step[use]                                    # sqrt(G) + eps, or sqrt(G + eps)
+        err = rel_error(np.asarray(got[0], dtype=np.float64), want[0])
+        for eps, form in ((np.median(denom - np.sqrt(G[use])), lambda e: np.sqrt(G) + e),
+                          (np.median(denom ** 2 - G[use]), lambda e: np.sqrt(G + e))):
+            if 0 < eps < 0.1:
+                V_eps = V.copy()
+                V_eps[rows] -= lr * g / form(eps)
+                if rel_error(np.asarray(got[0], dtype=np.float64), V_eps) < 1e-3 * err:
+                    return True
+        return False
+
     def nan_where_never_used(got, want, a):
         acc, rows = a[1], a[2]
         never = np.setdiff1d(np.flatnonzero((acc == 0).all(1)), rows)
@@ -125,6 +155,8 @@ def check_adagrad_rows(adagrad_rows):
                                                                       "lr * g / np.sqrt(acc[rows]))"),
         (lambda got, want, a: _close(got[0], divide_first(*a)[0]), "add g^2 to the accumulator first, then "
                                                                   "divide by its square root (this step's g counts)"),
+        (eps_added, "no eps here: the original (TF1's Adagrad, accumulator starting at 1e-8) divides by sqrt(G) "
+                    "alone: V[rows] -= lr * g / np.sqrt(acc[rows]), not sqrt(acc) + eps or sqrt(acc + eps)"),
         (nan_where_never_used, "only the touched rows are read and written: you updated the whole table, and an "
                                "untouched row whose accumulator is 0 (never used yet) became 0 / sqrt(0) = NaN; "
                                "index with rows (V[rows], acc[rows])"),

@@ -188,6 +188,8 @@ PLANTED = [
     ('dW1 = v["z0"].T @ da1', 'dW1 = da1.T @ v["z0"]', "W1", "transpose"),
     ('dE2 = dq[:, None, :] * np.ones_like(v["E2"])', "dE2 = dq[:, None, :]", "E2", "copy"),
     ('ds = 2 * v["s"] * ds2', 'ds = v["s"] * ds2', "s", "line"),
+    ('dvar1 = drstd1 * -0.5 * (v["var1"] + v["eps"]) ** -1.5', 'dvar1 = drstd1 * -0.5 * v["var1"] ** -1.5', "var1",
+     "eps"),
     ("da1 = dxc1.copy()", "da1 = dxc1", "xc1", "alias"),
     ("df_bi = dxc0.copy()", "df_bi = dxc0", "xc0", "alias"),
 ]
@@ -196,7 +198,7 @@ PHRASE = {"sum": "was broadcast over the rows", "plus": "is used twice", "bn_var
           "bn_mean": "mean term is missing", "mask": "dropout's mask is missing",
           "scale": "dropout's rescaling is missing", "relu": "ReLU passes", "scatter": "repeated ids",
           "transpose": "side of the product is transposed", "copy": "copied along that axis",
-          "line": "the line's derivative", "alias": "are the same array"}
+          "line": "the line's derivative", "alias": "are the same array", "eps": "eps is part of the variance's"}
 
 
 def test_every_hint_is_planted_and_each_phrase_is_its_own():
@@ -353,3 +355,55 @@ def test_a_forward_that_changes_the_parameters_or_returns_no_dict_is_told(cells,
     result = check_nfm_forward(define(source.replace("return locals()", "return loss"), "nfm_forward"))
     assert result.status == "fail" and "return locals(), does it" in result.message
     capsys.readouterr()
+
+
+def _defined_in_a_file(source, name, tmp_path):
+    """``name`` from ``source`` compiled from a file, as Jupyter registers a cell's source (lines can be shown)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    ns = {"np": np}
+    exec(compile(source, str(path), "exec"), ns)
+    return ns[name]
+
+
+@pytest.mark.parametrize("right, wrong, crash_line, name, phrase", [
+    ("s = E.sum(1)", "s = E.sum(0)", "f_bi = 0.5 * (s2 - q)", "s", FORWARD_PHRASE["axis"]),
+    ('out = z1 @ p["h"]', 'out = z1 * p["h"]', "yhat = lin + out", "out", "z1 * h keeps each unit's term apart"),
+])
+def test_a_forward_that_raises_later_is_told_its_first_wrong_value(cells, capsys, tmp_path, right, wrong,
+                                                                    crash_line, name, phrase):
+    """A wrong line that only breaks a later one: the message names the line that raised and the value that was
+    already wrong before it, read from the function's locals at the crash, with that value's hint."""
+    source = solution(cells, "nfm_forward")
+    assert source.count(right) == 1
+    result = check_nfm_forward(_defined_in_a_file(source.replace(right, wrong), "nfm_forward", tmp_path))
+    capsys.readouterr()
+    assert "your function raised ValueError" in result.message
+    assert f"of nfm_forward: {crash_line}" in result.message
+    assert f"\n  before that line, {name} was already wrong: {name} has shape" in result.message
+    assert phrase in result.message.split("\n  hint: ")[1]
+
+
+def test_a_backward_that_raises_is_told_the_shape_its_line_must_give(cells, capsys, tmp_path):
+    source = solution(cells)
+    right = 'dz1 = dout[:, None] * p["h"][None, :]'
+    assert source.count(right) == 1
+    result = check_nfm_backward(_defined_in_a_file(source.replace(right, 'dz1 = dout * p["h"]'), "nfm_backward",
+                                                   tmp_path))
+    capsys.readouterr()
+    assert "your function raised ValueError: operands could not be broadcast" in result.message
+    assert 'of nfm_backward: dz1 = dout * p["h"]' in result.message
+    assert "hint: dz1 must have z1's shape (4, 5); it comes back through out = z1 @ h" in result.message
+
+
+def test_a_backward_that_raises_after_a_wrong_gradient_names_that_gradient(cells, capsys, tmp_path):
+    """dbeta1 left unsummed, then a crash further down: the wrong gradient is reported with its own hint."""
+    source = solution(cells)
+    broken = source.replace("dbeta1 = dbn1.sum(0)", "dbeta1 = dbn1").replace(
+        'dz0 = da1 @ p["W1"].T', 'dz0 = da1 @ p["W1"]')
+    assert broken.count("dbeta1 = dbn1 ") == 1 and 'dz0 = da1 @ p["W1"] ' in broken
+    result = check_nfm_backward(_defined_in_a_file(broken, "nfm_backward", tmp_path))
+    capsys.readouterr()
+    assert "your function raised ValueError" in result.message
+    assert "\n  before that line, dbeta1 was already wrong: dbeta1 has shape (4, 5), expected (5,)" in result.message
+    assert PHRASE["sum"] in result.message.split("\n  hint: ")[1]

@@ -19,6 +19,7 @@ returns ``{name: d loss / d v[name]}``: with one variable ``d<name>`` per gradie
 The reference is ``nfm_numpy.one_step.forward_backward``: the package's own layers.
 """
 import copy
+import re
 import traceback
 
 import numpy as np
@@ -75,6 +76,8 @@ HINTS = {
             "the upstream gradient copied along that axis, e.g. dq[:, None, :] * np.ones_like(E2)",
     "line": "d{name} comes back through {uses}: the upstream gradient of that line times the line's "
             "derivative with respect to {name}",
+    "eps": "batch norm's eps is part of the variance's derivative: rstd{l} = (var{l} + eps) ** -0.5, so "
+           "drstd{l}/dvar{l} = -0.5 * (var{l} + eps) ** -1.5, not -0.5 * var{l} ** -1.5",
     "alias": "d{other} and d{name} are the same array: d{other} = d{name} makes one array with two names, so "
              "the d{other} += ... that follows changed d{name} too; copy it (d{other} = d{name}.copy()) before +=",
 }
@@ -185,6 +188,8 @@ def _hint(name, got, want, v, g):
             return HINTS["mask"].format(**fill)
         if _near(got, upstream * v[f"mask{l}"]):
             return HINTS["scale"].format(**fill)
+    if name in ("var0", "var1") and _near(got, g[f"rstd{l}"] * -0.5 * v[name] ** -1.5):
+        return HINTS["eps"].format(**fill)
     if name == "bn1" and _near(got, g["r1"]):
         return HINTS["relu"]
     if name in ("V", "w"):
@@ -197,10 +202,56 @@ def _hint(name, got, want, v, g):
     return HINTS["line"].format(**fill)
 
 
+def _mismatch(label, mine, want):
+    """What is wrong with ``mine`` against ``want`` (shape, or the largest error and where), or ""."""
+    try:
+        mine = np.asarray(mine, dtype=np.float64)
+    except (TypeError, ValueError):
+        mine = np.full((), np.nan)
+    if mine.shape != want.shape:
+        return f"{label} has shape {mine.shape}, expected {want.shape}", mine
+    if _agree(mine, want):
+        return "", mine
+    at = np.unravel_index(np.argmax(np.abs(mine - want)), want.shape) if want.ndim else ()
+    return (f"{label}: relative error {rel_error(mine, want):.1e} (should be below {TOL:g}); "
+            f"at {tuple(map(int, at))} expected {want[at]:.6g}, got {mine[at]:.6g}"), mine
+
+
+def _learners_locals(error, fn):
+    """The local variables of ``fn``'s frame where ``error`` was raised (what it had computed), or {}."""
+    code, tb, found = getattr(fn, "__code__", None), error.__traceback__, {}
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            found = dict(tb.tb_frame.f_locals)
+        tb = tb.tb_next
+    return found
+
+
+def _grad_problem(name, got, v, g, params):
+    """(problem, hint) when the learner's d``name`` is wrong, else None."""
+    want = dense(g[name], params[name] if name in PARAMS else v[name])
+    problem, mine = _mismatch(f"d{name}", got[name], want)
+    if not problem:
+        return None
+    other = _alias(name, got, g, params, v)
+    return problem, (HINTS["alias"].format(name=name, other=other) if other else _hint(name, mine, want, v, g))
+
+
+def _backward_grads(got, v, g, params):
+    """(name, problem, hint) of the first wrong gradient in ``got`` walking ``BACKWARD_ORDER``, skipping the
+    names ``got`` lacks; None when every one it has is right."""
+    for name in BACKWARD_ORDER:
+        wrong = _grad_problem(name, got, v, g, params) if name in got else None
+        if wrong:
+            return (name,) + wrong
+    return None
+
+
 def check_nfm_backward(nfm_backward):
     """``nfm_backward(v, p) -> {name: gradient}``: the whole backward pass of NFM-1 by hand.
 
-    Walks ``BACKWARD_ORDER`` and reports the first gradient that is missing or wrong, with a hint."""
+    Walks ``BACKWARD_ORDER`` and reports the first gradient that is missing or wrong, with a hint. When the
+    function raises, the message names its line and the first gradient it had already got wrong, if any."""
     name_ = "nfm_backward"
     cases = _network_cases()
     for i, (desc, batch, params, keep, seed) in enumerate(cases, start=1):
@@ -211,8 +262,12 @@ def check_nfm_backward(nfm_backward):
             return _say(Result(name_, "not implemented", f"{name_}: not implemented yet ({e or 'the stub raises'}); "
                                                         "write it above and run this cell again"))
         except Exception as e:   # a learner's bug: report it, do not stop the notebook
+            done = {key[1:]: x for key, x in _learners_locals(e, nfm_backward).items() if key.startswith("d")}
+            earlier = _backward_grads(done, v, g, params)
+            more = (f"\n  before that line, d{earlier[0]} was already wrong: {earlier[1]}\n  hint: {earlier[2]}"
+                    if earlier else f"\n  hint: {_crash_hint(e, nfm_backward, v, params)}")
             return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
-                                              f"{type(e).__name__}: {e}"))
+                                              f"{type(e).__name__}: {e}{_where(e, nfm_backward)}{more}"))
         if not isinstance(got, dict):
             return _say(Result(name_, "fail", f"{name_}: return a dict {{name: gradient}}, "
                                               f"got {type(got).__name__}"))
@@ -221,24 +276,31 @@ def check_nfm_backward(nfm_backward):
             if name not in got:
                 return _say(Result(name_, "fail", f"{name_}: no gradient for '{name}' yet ({right}); next, "
                                                   f"its gradient comes back through {USED_BY[name]}"))
-            want = dense(g[name], params[name] if name in PARAMS else v[name])
-            mine = np.asarray(got[name], dtype=np.float64)
-            if mine.shape != want.shape:
-                problem = f"d{name} has shape {mine.shape}, expected {want.shape}"
-            elif not _agree(mine, want):
-                at = np.unravel_index(np.argmax(np.abs(mine - want)), want.shape) if want.ndim else ()
-                problem = (f"d{name}: relative error {rel_error(mine, want):.1e} (should be below {TOL:g}); "
-                           f"at {tuple(map(int, at))} expected {want[at]:.6g}, got {mine[at]:.6g}")
-            else:
+            wrong = _grad_problem(name, got, v, g, params)
+            if wrong is None:
                 continue
-            other = _alias(name, got, g, params, v)
-            hint = (HINTS["alias"].format(name=name, other=other) if other
-                    else _hint(name, mine, want, v, g))
             return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): the first wrong gradient, "
-                                              f"walking back from the loss, is d{name} ({right}): {problem}"
-                                              f"\n  hint: {hint}"))
+                                              f"walking back from the loss, is d{name} ({right}): {wrong[0]}"
+                                              f"\n  hint: {wrong[1]}"))
     return _say(Result(name_, "pass", f"{name_}: PASS ({len(cases)} cases, all {len(BACKWARD_ORDER)} gradients: "
                                       "repeated ids, padding, real values, dropout, random parameters)"))
+
+
+def _crash_hint(error, fn, v, params):
+    """The hint for a backward line that raised: the shape its gradient must have, when the line says which."""
+    where = _where(error, fn)
+    target = re.match(r"d(\w+)\s*\+?=", where.split(": ", 1)[1]) if ": " in where else None
+    name = target.group(1) if target else None
+    if name not in USED_BY:
+        return BACKWARD_CRASH_HINT
+    shape = np.shape(params[name] if name in PARAMS else v[name])
+    return (f"d{name} must have {name}'s shape {shape}; it comes back through {USED_BY[name]}: in a product, "
+            "the other factor enters transposed, and a (B,) gradient needs [:, None] to multiply a (B, D) array")
+
+
+BACKWARD_CRASH_HINT = ("check the shapes on that line: each d<name> has the shape of <name> (the upstream gradient "
+                       "of out = z1 @ h is (B,): dz1 = dout[:, None] * h is (B, d), dh = z1.T @ dout is (d,)); "
+                       "a product's gradient takes the other factor transposed")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -303,16 +365,21 @@ FORWARD_HINTS = {
     "broadcast": "check the shapes of the arrays on that line: NumPy lines up axes from the right, so a (B, F) "
                  "array times a (B, F, k) one needs a new last axis (val[:, :, None]); and an earlier sum or mean "
                  "over the wrong axis gives a wrong shape (a row's entries are axis 1, the batch's rows axis 0)",
-    "line": "{name} should be {definition}: compare your line with that formula",
+    "line": "{name} should be {what}: compare your line with that formula",
 }
 
 
 def _forward_hint(name, mine, v, p):
     """The hint for the first wrong intermediate ``name`` (``mine`` the learner's, ``v`` the reference's)."""
     want = np.asarray(v[name], dtype=np.float64)
-    fill = dict(name=name, definition=DEFINED_AS[name], l=name[-1], x="f_bi" if name.endswith("0") else "a1")
+    definition = DEFINED_AS[name]
+    what = definition[len(name) + 3:] if definition.startswith(f"{name} = ") else definition   # no "q should be q ="
+    fill = dict(name=name, definition=definition, what=what, l=name[-1], x="f_bi" if name.endswith("0") else "a1")
     B = v["idx"].shape[0]
     if mine.shape != want.shape:
+        if name == "out" and mine.shape == v["z1"].shape:
+            return FORWARD_HINTS["line"].format(**{**fill, "what": "z1 @ h, a sum over the d units of each row, (B,) "
+                                                             "(z1 * h keeps each unit's term apart, (B, d))"})
         if name in ("s", "q", "lin", "E2") or name[:-1] in ("mu", "var"):
             why = ("the sums over the entries of a row run along axis 1" if name in ("s", "q", "lin")
                    else "batch statistics average over the rows, axis 0, one value a column")
@@ -385,6 +452,18 @@ def _where(error, fn):
     return f"\n  at line {frames[-1].lineno - code.co_firstlineno + 1} of {fn.__name__}" + (f": {line}" if line else "")
 
 
+def _forward_values(got, v, params):
+    """(name, problem, hint) of the first wrong value in ``got`` walking ``FORWARD_ORDER``, skipping the
+    names ``got`` lacks; None when every one it has is right."""
+    for name in FORWARD_ORDER:
+        if name in got:
+            want = np.asarray(v[name], dtype=np.float64)
+            problem, mine = _mismatch(name, got[name], want)
+            if problem:
+                return name, problem, _forward_hint(name, mine, v, params)
+    return None
+
+
 def check_nfm_forward(nfm_forward):
     """``nfm_forward(idx, val, y, p, mask0, keep0, mask1, keep1, eps) -> {name: value}``: NFM-1's forward
     pass by hand, one operation a line (``return locals()``).
@@ -404,9 +483,11 @@ def check_nfm_forward(nfm_forward):
             return _say(Result(name_, "not implemented", f"{name_}: not implemented yet ({e or 'the stub raises'}); "
                                                         "write it above and run this cell again"))
         except Exception as e:   # a learner's bug: report it, do not stop the notebook
-            hint = f"\n  hint: {FORWARD_HINTS['broadcast']}" if "broadcast" in str(e) else ""
+            earlier = _forward_values(_learners_locals(e, nfm_forward), v, params)
+            more = (f"\n  before that line, {earlier[0]} was already wrong: {earlier[1]}\n  hint: {earlier[2]}"
+                    if earlier else f"\n  hint: {FORWARD_HINTS['broadcast']}" if "broadcast" in str(e) else "")
             return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
-                                              f"{type(e).__name__}: {e}{_where(e, nfm_forward)}{hint}"))
+                                              f"{type(e).__name__}: {e}{_where(e, nfm_forward)}{more}"))
         if not isinstance(got, dict):
             return _say(Result(name_, "fail", f"{name_}: return every intermediate by name, as a dict (the last "
                                               f"line, return locals(), does it); got {type(got).__name__}"))
@@ -420,17 +501,8 @@ def check_nfm_forward(nfm_forward):
                 return _say(Result(name_, "fail", f"{name_}: no value for '{name}' yet ({right}); next, "
                                                   f"{name} is {DEFINED_AS[name]}"))
             want = np.asarray(v[name], dtype=np.float64)
-            try:
-                mine = np.asarray(got[name], dtype=np.float64)
-            except (TypeError, ValueError):
-                mine = np.full((), np.nan)
-            if mine.shape != want.shape:
-                problem = f"{name} has shape {mine.shape}, expected {want.shape}"
-            elif not _agree(mine, want):
-                at = np.unravel_index(np.argmax(np.abs(mine - want)), want.shape) if want.ndim else ()
-                problem = (f"{name}: relative error {rel_error(mine, want):.1e} (should be below {TOL:g}); "
-                           f"at {tuple(map(int, at))} expected {want[at]:.6g}, got {mine[at]:.6g}")
-            else:
+            problem, mine = _mismatch(name, got[name], want)
+            if not problem:
                 continue
             return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): the first wrong value, "
                                               f"walking forward, is {name} ({right}): {problem}"

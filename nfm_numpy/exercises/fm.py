@@ -179,6 +179,7 @@ SCATTER_HINTS = [
 def check_scatter_rows(scatter_rows):
     """``scatter_rows(idx, G, n) -> dV (n, k)``: dV[i] = sum of G[b, f] over every (b, f) with idx[b, f] = i."""
     rng = np.random.default_rng(4)
-    cases = [(d, (idx, rng.standard_normal(idx.shape + (3,)), 40)) for d, idx, _ in _cases(4)]
+    cases = [(d.replace(", real x", "").replace("padding", "id 0 as padding"),           # no x here: idx and G
+              (idx, rng.standard_normal(idx.shape + (3,)), 40)) for d, idx, _ in _cases(4)]
     return _run("scatter_rows", scatter_rows, cases, _scatter_reference, _compare(["dV"]), SCATTER_HINTS,
                 covers="ids repeated within and across rows, id 0 as padding and as a feature; random G")

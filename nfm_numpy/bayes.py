@@ -38,8 +38,11 @@ for V), with the noise precision Gamma:
     \quad\text{(shape, rate)}.
 
 ``Prior()``'s defaults a0 = b0 = a_alpha = b_alpha = 1/2, gamma0 = 1,
-mu0 = 0 and lambda_w0 = 0 (a flat prior on w0) are libFM's (its alpha_0 =
-beta_0 = gamma_0 = 1 in the Gamma(alpha_0/2, beta_0/2) form).
+mu0 = 0 and lambda_w0 = 0 (a flat prior on w0) are libFM's. libFM writes
+its Gammas as Gamma(alpha_0/2, gamma_0/2), with alpha_0 = gamma_0 = 1, so
+a0 = a_alpha = alpha_0/2 and b0 = b_alpha = gamma_0/2; its beta_0 = 1 is
+mu's coupling, mu | lambda ~ N(mu_0, 1/(beta_0 lambda)): this module's
+gamma0.
 
 1. Every parameter enters linearly
 ----------------------------------

@@ -48,13 +48,31 @@ def _mistake(**kw):
         if kw.get("lam_alpha"):                  # alpha (sum x^2 + lam), and alpha lam mu or lam mu on top
             prec = alpha * (xx + lam)
             prior = alpha * lam * mu if kw["lam_alpha"] == "both" else lam * mu
-        num = alpha * (he + (w * xx if kw.get("old", True) else 0))
+        old = kw.get("old", True)                # False: e as y - g; "minus": e - w x; "after": ... / P + w
+        num = alpha * (he + {True: w * xx, False: 0, "minus": -w * xx, "after": 0}[old])
         mean = num / prec + mu if kw.get("mu_after") else (num + prior) / prec
+        if old == "after":
+            mean = mean + w
         w_new = mean + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec),
                         "alpha": z / np.sqrt(alpha * prec)}[kw.get("noise", "sd")]
         change = (w_new - w)[feat]
         return w_new, {"x": e - change * x, "no x": e - change, "x^2": e - change * x ** 2,
                        "sign": e + change * x, "none": e, "new": e - w_new[feat] * x}[kw.get("update", "x")]
+    return draw
+
+
+def _no_minlength(raises=True):
+    """The right conditional with np.bincount without minlength: the sums are too short where the last
+    feature is in no row; broadcast against w (raises), or with w and z cut to the sums' length (the
+    shape message)."""
+    def draw(w, e, feat, x, alpha, lam, mu, z):
+        xx = np.bincount(feat, weights=x * x)
+        xe = np.bincount(feat, weights=x * e)
+        if not raises:
+            w, z = w[:len(xx)], z[:len(xx)]
+        prec = alpha * xx + lam
+        w_new = (alpha * (xe + w * xx) + lam * mu) / prec + z / np.sqrt(prec)
+        return w_new, e - (w_new - w)[feat] * x
     return draw
 
 
@@ -76,6 +94,10 @@ PLANTED = [
     ("prior times alpha", _mistake(lam_alpha="P")),
     ("prior mean after the division", _mistake(mu_after=True)),
     ("old value", _mistake(old=False)),
+    ("old value subtracted", _mistake(old="minus")),           # alpha (sum x e - w sum x^2)
+    ("old value after the division", _mistake(old="after")),   # (alpha sum x e + lam mu) / P + w
+    ("minlength", _no_minlength()),                            # raises: (5,) and (4,) broadcast
+    ("minlength", _no_minlength(raises=False)),                # w_new of shape (4,)
     ("noise scale", _mistake(noise="var")),
     ("noise scale", _mistake(noise="times")),
     ("noise scale", _mistake(noise="alpha")),
@@ -103,6 +125,29 @@ def test_two_slips_at_once_get_no_hint_only_the_failing_output(capsys):
     result = exercises.check_draw_w_field(two)
     out = capsys.readouterr().out
     assert result.status == "fail" and "conditional mean" in out and "hint" not in out, out
+
+
+def test_no_hint_text_holds_another():
+    """A planted mistake fires its own hint and no other, counted by the hint's text in the output."""
+    texts = list(sampler.HINTS.values())
+    assert not [(a, b) for a in texts for b in texts if a is not b and a in b]
+
+
+def test_every_case_has_a_feature_in_no_row():
+    """The minlength hint needs a feature in no row: every case has one (the last), and the case the hint
+    compares with gives every feature a row."""
+    for desc, (w, _, feat, *_) in sampler._field_cases():
+        assert "in no row" in desc and (len(w) - 1) not in feat
+    full = sampler._every_feature_in_a_row(sampler._field_cases()[0][1])
+    assert np.array_equal(np.unique(full[2]), np.arange(len(full[0])))
+
+
+def test_a_function_that_raises_is_reported_as_before(capsys):
+    def broken(w, e, feat, x, alpha, lam, mu, z):
+        raise KeyError("oops")
+    result = exercises.check_draw_w_field(broken)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "your function raised KeyError: 'oops'" in out and "hint" not in out, out
 
 
 def test_the_checker_is_registered():
@@ -243,9 +288,10 @@ def _markdown_blocks(nb, marker, needle):
 
 def test_the_end_exercise_draw_v_field_as_worded(capsys):
     """Exercise 3 as the notebook words it: its setup lines run on a section-4 style sampler; an answer
-    written from the text gives v_conditional's mean with z = 0, and with z != 0, after
-    ``sampler.set_V(feats, f, V_new[:, f])``, the sampler's e and s equal the answer's; writing into
-    ``sampler.V`` instead changes nothing; the folded solution's comparison prints numbers at rounding."""
+    written from the text gives v_conditional's mean with z = 0 and the mean plus 1/sqrt(precision) with
+    z = 1, and with z random, after ``sampler.set_V(feats, f, V_new[:, f])``, the sampler's e and s equal
+    the answer's; writing into ``sampler.V`` instead changes nothing; the folded solution's comparison
+    prints numbers at rounding, and its spread line (z = 1) flags a solution that draws with z / P."""
     nb = _notebook()
     setup = _markdown_blocks(nb, "Write `draw_v_field(", "feats = np.flatnonzero(groups == c)")
     assert len(setup) == 1
@@ -261,8 +307,11 @@ def test_the_end_exercise_draw_v_field_as_worded(capsys):
     assert list(sampler.blocks[b].feat) == list(feats)
     args = [ns[a] for a in ("V_b", "f", "e", "s_f", "feat", "x")] + [sampler.alpha, ns["lam"], ns["mu"]]
     V0 = sampler.V
+    mean, prec = sampler.v_conditional(f, b)                                  # (mean, precision), as the text says
     V_mean, _, _ = draw_v_field_from_text(*args, np.zeros(len(feats)))
-    np.testing.assert_allclose(V_mean[:, f], sampler.v_conditional(f, b)[0], rtol=1e-10)
+    np.testing.assert_allclose(V_mean[:, f], mean, rtol=1e-10)
+    V_one, _, _ = draw_v_field_from_text(*args, np.ones(len(feats)))
+    np.testing.assert_allclose(V_one[:, f] - mean, 1 / np.sqrt(prec), rtol=1e-9)
     z = np.random.default_rng(1).standard_normal(len(feats))
     V_new, e_new, s_new = draw_v_field_from_text(*args, z)
     sampler.V[feats, f] = V_new[:, f]                                         # the trap: a copy
@@ -275,9 +324,16 @@ def test_the_end_exercise_draw_v_field_as_worded(capsys):
     solution = _markdown_blocks(nb, "<summary><b>Solutions</b>", "def draw_v_field(")
     comparison = _markdown_blocks(nb, "<summary><b>Solutions</b>", "sampler.set_V(feats, f, V_new[:, f])")
     assert len(solution) == 1 and len(comparison) == 1
-    exec(setup[0], ns)                                                        # from the new state
-    exec(solution[0], ns)
-    capsys.readouterr()
-    exec(comparison[0], ns)
-    printed = [float(v) for v in capsys.readouterr().out.split()]
-    assert len(printed) == 3 and max(printed) < 1e-10, printed
+    def compare(solution_code):
+        exec(setup[0], ns)                                                    # from the current state
+        exec(solution_code, ns)
+        capsys.readouterr()
+        exec(comparison[0], ns)
+        return [float(v) for v in capsys.readouterr().out.split()]
+
+    printed = compare(solution[0])                                            # mean, spread, e, s
+    assert len(printed) == 4 and max(printed) < 1e-10, printed
+    # the z = 0 line checks the mean only; the z = 1 line catches a spread z / P
+    assert solution[0].count("z / np.sqrt(prec)") == 1
+    printed = compare(solution[0].replace("z / np.sqrt(prec)", "z / prec"))
+    assert len(printed) == 4 and printed[0] < 1e-10 and printed[1] > 1e-3, printed

@@ -19,9 +19,11 @@ through. And it tells apart the two halves of a Gaussian: the checker calls the 
 1/sqrt(P)), and says which of the two is wrong before it compares the draw and the residuals.
 
 The hints match the typical slips (``HINTS``) made one at a time, each by running a full wrong
-version on the failing case; a function with two slips gets the failing output and no hint. One more
-is found by calling the learner's function again: draws made with ``np.random`` instead of the given
-``z`` differ between two calls with the same ``z``.
+version on the failing case; a function with two slips gets the failing output and no hint. Two more
+are found by calling the learner's function again: draws made with ``np.random`` instead of the given
+``z`` differ between two calls with the same ``z``; and a function that raises or returns the wrong
+shape on a case with a feature in no row, but runs with the right shapes once that feature is given a
+row, summed with ``np.bincount`` without ``minlength=len(w)``.
 """
 import numpy as np
 
@@ -63,6 +65,60 @@ def _reference(w, e, feat, x, alpha, lam, mu, z):
     return w_new, e_new
 
 
+class _Raised:
+    """What a call of the learner's function raised (kept, so that the hints can still be tried)."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _catching(run):
+    """``run``, with an exception (other than the stub's NotImplementedError) returned as ``_Raised``."""
+    def call(*args):
+        try:
+            return run(*args)
+        except NotImplementedError:
+            raise
+        except Exception as exc:   # a learner's bug: the checker reports it, with a hint where one fits
+            return _Raised(exc)
+    return call
+
+
+def _compare_outputs(names):
+    """The harness's comparer, and the harness's own message for a function that raised."""
+    compare = _compare(names)
+
+    def run(got, want):
+        if isinstance(got, _Raised):
+            return f"your function raised {type(got.exc).__name__}: {got.exc}"
+        return compare(got, want)
+    return run
+
+
+def _every_feature_in_a_row(args):
+    """The case with one more row (x = 1, e = 0) for each feature that is in no row."""
+    w, e, feat, x, alpha, lam, mu, z = args
+    missing = np.setdiff1d(np.arange(w.shape[0]), feat)
+    return (w, np.r_[e, np.zeros(missing.size)], np.r_[feat, missing], np.r_[x, np.ones(missing.size)],
+            alpha, lam, mu, z)
+
+
+def _needs_minlength(fn, got, args):
+    """True when ``fn`` raised or gave a wrong shape on a case with a feature in no row, and gives the
+    right shapes once every feature has a row: np.bincount without minlength=len(w)."""
+    def shapes_right(out, a):
+        return (not isinstance(out, _Raised) and len(out) == 2
+                and np.shape(out[0]) == np.shape(a[0]) and np.shape(out[1]) == np.shape(a[1]))
+    w, _, feat, *_ = args
+    if np.setdiff1d(np.arange(w.shape[0]), feat).size == 0:
+        return False
+    if not isinstance(got, _Raised) and shapes_right(tuple(got)[2:], args):     # got: (mean, sd, w_new, e_new)
+        return False
+    full = _every_feature_in_a_row(args)
+    out = _catching(lambda *a: fn(*[v.copy() if isinstance(v, np.ndarray) else v for v in a]))(*full)
+    return shapes_right(out, full)
+
+
 def _implied(fn):
     """A function of the case that returns (mean, 1/sqrt(precision), w_new, e_new) from three calls of ``fn``."""
     def run(w, e, feat, x, alpha, lam, mu, z):
@@ -76,7 +132,9 @@ def _implied(fn):
 
 
 def _wrong_versions():
-    """The typical mistakes, each written out in full (its residuals follow its own w)."""
+    """The typical mistakes, each written out in full (its residuals follow its own w). ``old``: how the
+    old value enters y - g = e + w x: right (True), left out (False), subtracted ("minus": e - w x) or
+    added after the division ("after": (alpha sum x e + lam mu) / P + w, an SGD step's habit)."""
     def make(counts=np.bincount, h_is_x=True, old=True, prior_mean=True, prior_var="", lam_times_alpha="",
              mu_after=False, noise="sd", update="x", xx_counts=False):
         def draw(w, e, feat, x, alpha, lam, mu, z):
@@ -87,8 +145,9 @@ def _wrong_versions():
             lam_n = 1.0 / lam if prior_var in ("both", "numerator") else lam    # lambda in lambda mu
             prec = alpha * (xx + lam_p) if lam_times_alpha else alpha * xx + lam_p
             prior = (alpha if lam_times_alpha == "both" else 1.0) * lam_n * mu
-            num = alpha * (he + (w * xx if old else 0.0)) + (prior if prior_mean and not mu_after else 0.0)
-            mean = num / prec + (mu if mu_after else 0.0)
+            own = {True: w * xx, False: 0.0, "minus": -w * xx, "after": 0.0}[old]     # alpha w sum x^2
+            num = alpha * (he + own) + (prior if prior_mean and not mu_after else 0.0)
+            mean = num / prec + (mu if mu_after else 0.0) + (w if old == "after" else 0.0)
             w_new = mean + {"sd": z / np.sqrt(prec), "var": z / prec, "times": z * np.sqrt(prec),
                             "alpha": z / np.sqrt(alpha * prec)}[noise]
             change = (w_new - w)[feat]
@@ -110,6 +169,8 @@ def _wrong_versions():
             "prior times alpha": [make(bincount, lam_times_alpha=v) for v in ("both", "P")],
             "prior mean after the division": [make(bincount, mu_after=True)],
             "old value": [make(bincount, old=False)],
+            "old value subtracted": [make(bincount, old="minus")],
+            "old value after the division": [make(bincount, old="after")],
             "noise scale": [make(bincount, noise=v) for v in ("var", "times", "alpha")],
             "h = 1": [make(bincount, h_is_x=False)],
             "counts for sum x^2": [make(bincount, xx_counts=True)],
@@ -135,6 +196,15 @@ HINTS = {
                                      "blend of the data's answer and mu, not (...) / P + mu",
     "old value": "y_r - g_r is the residual with w_i's own part added back: e_r + w_i x_r (e holds y - yhat, "
                  "and yhat includes the old w_i), so the numerator needs alpha (sum_r x_r e_r + w_i sum_r x_r^2)",
+    "old value subtracted": "w_i's own part is added back to the residual, not taken off: y_r - g_r = e_r + "
+                            "w_i x_r (e = y - yhat, and yhat = g + w_i x), so the numerator needs alpha (sum_r x_r "
+                            "e_r + w_i sum_r x_r^2), with a plus",
+    "old value after the division": "the old value goes into the numerator, not after it: y_r - g_r = e_r + w_i "
+                                    "x_r, so m = (alpha (sum_r x_r e_r + w_i sum_r x_r^2) + lambda mu) / P; "
+                                    "(alpha sum_r x_r e_r + lambda mu) / P + w_i is an SGD habit (w plus a step), "
+                                    "and the draw is a fresh value, not a step from the old one",
+    "minlength": "a feature in no row: pass minlength=len(w) to np.bincount (without it the sums stop at the "
+                 "largest feature that has a row, and their shape is not w's)",
     "noise scale": "the draw is mean + z / sqrt(P): z is scaled by the standard deviation 1/sqrt(P), "
                    "not by the variance 1/P, nor by sqrt(P), nor by 1/sqrt(alpha P) (P is a precision, and "
                    "alpha is already in it)",
@@ -178,15 +248,16 @@ def check_draw_w_field(draw_w_field):
     one-hot field's weights w (n_b,) given the residuals e (N,), each row's feature ``feat`` (N,) and
     value ``x`` (N,), the noise precision alpha, the prior N(mu, 1/lam) and standard normals z (n_b,)."""
     cases = _field_cases()
-    run = _implied(draw_w_field)
+    run = _catching(_implied(draw_w_field))
     reference = _implied(_reference)
     wrong = _wrong_versions()
-    hints = [(lambda got, want, a: _varies_with_the_same_z(draw_w_field, a), HINTS["z not used"])]
+    hints = [(lambda got, want, a: _needs_minlength(draw_w_field, got, a), HINTS["minlength"]),
+             (lambda got, want, a: _varies_with_the_same_z(draw_w_field, a), HINTS["z not used"])]
     hints += [(lambda got, want, a, fns=fns: any(_close_all(got, _implied(f)(*a)) for f in fns), HINTS[key])
               for key, fns in wrong.items()]
     names = ["conditional mean (your w_new with z = 0)",
              "conditional standard deviation 1/sqrt(P) (your w_new(z=1) - w_new(z=0))",
              "w_new", "e_new (the residuals after the draw)"]
-    return _run("draw_w_field", run, cases, reference, _compare(names), hints,
+    return _run("draw_w_field", run, cases, reference, _compare_outputs(names), hints,
                 "repeated rows per feature, a feature in no row, rows without the field, real and one-hot x, "
                 "mu != 0, lambda != 1")

@@ -407,3 +407,19 @@ def test_a_backward_that_raises_after_a_wrong_gradient_names_that_gradient(cells
     assert "your function raised ValueError" in result.message
     assert "\n  before that line, dbeta1 was already wrong: dbeta1 has shape (4, 5), expected (5,)" in result.message
     assert PHRASE["sum"] in result.message.split("\n  hint: ")[1]
+
+
+@pytest.mark.parametrize("name, wrong, example", [
+    ("lin_terms", "dlin_terms = dlin", 'e.g. dlin[:, None] * np.ones_like(v["val"])'),
+    ("E2", "dE2 = dq[:, None, :]", 'e.g. dq[:, None, :] * np.ones_like(v["E2"])'),
+])
+def test_the_copy_hint_gives_the_example_of_its_own_line(cells, capsys, name, wrong, example):
+    """dlin_terms = dlin breaks the next line (reported as 'before that line, dlin_terms was already wrong');
+    dE2 = dq[:, None, :] is wrong at once: either way the example is the line's own."""
+    source = solution(cells)
+    right = next(line.strip().split("  #")[0].strip() for line in source.splitlines()
+                 if line.strip().startswith(f"d{name} = "))
+    result = check_nfm_backward(define(source.replace(right, wrong), "nfm_backward"))
+    capsys.readouterr()
+    hint = result.message.split("\n  hint: ")[1]
+    assert hint.endswith(example) and hint.count("e.g.") == 1, hint

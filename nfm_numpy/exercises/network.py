@@ -72,8 +72,8 @@ HINTS = {
     "scatter": "repeated ids: d{name}[idx] += ... keeps only one occurrence of each id (NumPy buffers the "
                "update); use np.add.at(d{name}, idx, d{name}_idx), which adds every occurrence",
     "transpose": "d{name} must have {name}'s shape {shape}: check which side of the product is transposed",
-    "copy": "d{name} must have {name}'s shape {shape}: {uses} summed over an axis, so its gradient is "
-            "the upstream gradient copied along that axis, e.g. dq[:, None, :] * np.ones_like(E2)",
+    "copy": "d{name} must have {name}'s shape {shape}: {uses} summed it over an axis, so its gradient is "
+            "the upstream gradient copied along that axis{example}",
     "line": "d{name} comes back through {uses}: the upstream gradient of that line times the line's "
             "derivative with respect to {name}",
     "eps": "batch norm's eps is part of the variance's derivative: rstd{l} = (var{l} + eps) ** -0.5, so "
@@ -81,6 +81,10 @@ HINTS = {
     "alias": "d{other} and d{name} are the same array: d{other} = d{name} makes one array with two names, so "
              "the d{other} += ... that follows changed d{name} too; copy it (d{other} = d{name}.copy()) before +=",
 }
+
+# The copy hint's example, for the two lines of the forward that sum over an axis.
+COPY_EXAMPLES = {"lin_terms": ', e.g. dlin[:, None] * np.ones_like(v["val"])',
+                 "E2": ', e.g. dq[:, None, :] * np.ones_like(v["E2"])'}
 
 ATOL = 1e-12        # absolute differences below this are rounding (the gradients here are of order 0.01 to 10)
 PARAMS = ("w0", "w", "V", "gamma0", "beta0", "W1", "b1", "gamma1", "beta1", "h")
@@ -198,7 +202,7 @@ def _hint(name, got, want, v, g):
         if _near(got, buffered):
             return HINTS["scatter"].format(**fill)
     if got.ndim == want.ndim - 1 or (got.size < want.size and _near(got, want)):
-        return HINTS["copy"].format(**fill)
+        return HINTS["copy"].format(example=COPY_EXAMPLES.get(name, ""), **fill)
     return HINTS["line"].format(**fill)
 
 

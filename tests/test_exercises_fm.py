@@ -146,6 +146,17 @@ def merged_repeats(idx, val, V):
     return np.array(out)
 
 
+def sums_over_coordinates(idx, val, V):
+    E = val[:, :, None] * V[idx]
+    s, q = E.sum(2), (E * E).sum(2)                                   # (B, F): each entry's k coordinates
+    return 0.5 * (s * s - q).sum(1)
+
+
+def squares_after_summing(idx, val, V):
+    s, q = _s_q(idx, val, V)
+    return 0.5 * (s.sum(1) ** 2 - q.sum(1))                           # (sum_c s_c)^2, not sum_c s_c^2
+
+
 def fm_pairwise_float32(idx, val, V):
     E = val.astype(np.float32)[:, :, None] * V.astype(np.float32)[idx]    # right, but in float32
     s, q = E.sum(1), (E * E).sum(1)
@@ -193,6 +204,47 @@ def test_a_broadcasting_slip_in_bi_interaction_backward_gets_the_axis_hint(capsy
            "array a middle axis, [:, None, :]" in result.message
 
 
+def val_without_last_axis(idx, val, V):
+    E = V[idx] * val                                                  # (B, F, k) * (B, F): raises
+    return 0.5 * (E.sum(1) ** 2 - (E * E).sum(1)).sum(1)
+
+
+def s_over_coordinates(idx, val, V):
+    E = val[:, :, None] * V[idx]
+    s, q = E.sum(2), (E * E).sum(1)                                   # (B, F) against (B, k): raises
+    return 0.5 * (s * s - q).sum(1)
+
+
+def q_over_coordinates(idx, val, V):
+    E = val[:, :, None] * V[idx]
+    s, q = E.sum(1), (E * E).sum(2)                                   # (B, k) against (B, F): raises
+    return 0.5 * (s * s - q).sum(1)
+
+
+@pytest.mark.parametrize("mistake,hint", [
+    (val_without_last_axis, "hint: V[idx] is (B, F, k) = (3, 4, 3), val is (B, F) = (3, 4): give val a last "
+                            "axis, val[:, :, None]"),
+    (s_over_coordinates, f"hint: {fm_checkers.FM_AXIS_HINT} (here a (B, F) = (3, 4) array met a (B, k) = (3, 3) "
+                         "one)"),
+    (q_over_coordinates, f"hint: {fm_checkers.FM_AXIS_HINT} (here a (B, F) = (3, 4) array met a (B, k) = (3, 3) "
+                         "one)"),
+], ids=["val_without_last_axis", "s_over_coordinates", "q_over_coordinates"])
+def test_a_broadcasting_slip_in_fm_pairwise_gets_its_hint(mistake, hint, capsys):
+    """Slips that make NumPy raise: the error names the shapes, and the hint appended says which slip they tell
+    (one hint, no other of the checker's)."""
+    result = fm_checkers.check_fm_pairwise(mistake)
+    capsys.readouterr()
+    assert result.status == "fail" and "could not be broadcast" in result.message, result.message
+    assert hint in result.message and result.message.count("hint:") == 1, result.message
+
+
+def test_another_error_in_fm_pairwise_gets_no_hint(capsys):
+    """A broadcasting error whose shapes tell no known slip is reported as it is, without a hint."""
+    result = fm_checkers.check_fm_pairwise(lambda idx, val, V: val[:, None] * V[idx])     # (3, 1, 4) * (3, 4, 3)
+    capsys.readouterr()
+    assert result.status == "fail" and "could not be broadcast" in result.message and "hint" not in result.message
+
+
 def scatter_fancy(idx, G, n):
     dV = np.zeros((n, G.shape[2]))
     dV[idx.ravel()] += G.reshape(idx.size, -1)
@@ -227,7 +279,9 @@ PLANTED = [  # (checker, mistake, a phrase of its hint, the hint's place in the 
     ("check_fm_pairwise", q_with_x_not_squared, "q has x_i where it needs x_i^2", 4),
     ("check_fm_pairwise", id_zero_as_padding, "not when its id is 0", 5),
     ("check_fm_pairwise", merged_repeats, "an id repeated in a row is two entries", 6),
-    ("check_fm_pairwise", fm_pairwise_float32, "right to float32 precision only", 7),
+    ("check_fm_pairwise", sums_over_coordinates, "s and q sum over a row's entries, axis 1", 7),
+    ("check_fm_pairwise", squares_after_summing, "square each coordinate s_c, then sum over c", 8),
+    ("check_fm_pairwise", fm_pairwise_float32, "right to float32 precision only", 9),
     ("check_bi_interaction_backward", bi_forgot_e, "forgot the - e_i", 0),
     ("check_bi_interaction_backward", bi_forgot_e_broadcast, "forgot the - e_i", 0),
     ("check_bi_interaction_backward", bi_twice, "a factor 2 too many", 1),

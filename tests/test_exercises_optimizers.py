@@ -84,6 +84,20 @@ def _ada_eps(eps, inside):
     return ada
 
 
+def _ada_overwrite(V, acc, rows, g, lr):           # acc[rows] = g * g: this step's g^2 alone
+    V, acc = V.copy(), acc.copy()
+    acc[rows] = g * g
+    V[rows] -= lr * g / np.sqrt(acc[rows])
+    return V, acc
+
+
+def _ada_no_sqrt(V, acc, rows, g, lr):              # divides by G, not by sqrt(G)
+    V, acc = V.copy(), acc.copy()
+    acc[rows] += g * g
+    V[rows] -= lr * g / acc[rows]
+    return V, acc
+
+
 def _ada_first_rows(V, acc, rows, g, lr):           # updates rows 0..U-1 instead of `rows`
     V, acc = V.copy(), acc.copy()
     acc[rows] += g * g
@@ -207,6 +221,8 @@ PLANTED = [
     ("adagrad_rows", _ada_sign, "the step goes against the gradient"),
     ("adagrad_rows", _ada_dense, "only the touched rows are read and written"),
     ("adagrad_rows", _ada_first_rows, "rows the batch did not touch must not change"),
+    ("adagrad_rows", _ada_overwrite, "G accumulates: acc[rows] += g * g"),
+    ("adagrad_rows", _ada_no_sqrt, "divide by the square root of G"),
     ("adagrad_rows", _ada_eps(1e-7, inside=False), "no eps here"),
     ("adagrad_rows", _ada_eps(1e-3, inside=False), "no eps here"),
     ("adagrad_rows", _ada_eps(1e-5, inside=True), "no eps here"),

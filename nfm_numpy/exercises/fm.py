@@ -3,7 +3,10 @@
 Each checker's hints are a module-level list of ``(test, hint)``: ``test(got, want, args)`` is true
 when the learner's output is what one named mistake computes on that case, so that a hint names the
 mistake actually made (tests/test_exercises_fm.py plants each mistake and checks that its hint,
-and no other, fires)."""
+and no other, fires). A slip that makes NumPy raise a broadcasting error gets its hint appended to
+the error, where the shapes the error names tell the slip."""
+import re
+
 import numpy as np
 
 from .. import layers as L
@@ -36,6 +39,22 @@ def _merged_ids(idx, val, V):
     return out
 
 
+def _pairwise_over_coordinates(idx, val, V):
+    """s and q summed over axis 2, each entry's k coordinates, instead of over the row's entries."""
+    E = val[:, :, None] * V[idx]                                      # (B, F, k)
+    return 0.5 * (E.sum(2) ** 2 - (E * E).sum(2)).sum(1)             # (B,)
+
+
+def _squared_after_summing(idx, val, V):
+    """(sum_c s_c)^2 - sum_c q_c: the k coordinates summed before squaring."""
+    E = val[:, :, None] * V[idx]
+    return 0.5 * (E.sum(1).sum(1) ** 2 - (E * E).sum(1).sum(1))
+
+
+FM_AXIS_HINT = ("s and q sum over a row's entries, axis 1: s = E.sum(1) and q = (E * E).sum(1) are (B, k), one "
+                "k-vector a row; E.sum(2) sums each entry's k coordinates instead")
+
+
 def _float32(got, want, a):
     """Whether got is a float32 array, or agrees with the answer only to float32's precision (about 1e-7
     relative: within _close's 1e-6 but above the checker's tolerance)."""
@@ -66,8 +85,34 @@ FM_PAIRWISE_HINTS = [
     (lambda got, want, a: _close(got, _merged_ids(*a)),
      "an id repeated in a row is two entries, and the pair they form counts: q sums e_i * e_i entry by "
      "entry, not (sum of the id's x)^2 v^2 per distinct id"),
+    (lambda got, want, a: a[0].shape[1] > 1 and _close(got, _pairwise_over_coordinates(*a)),   # F = 1: the same
+     FM_AXIS_HINT),                                                   # number as the next one's mistake
+    (lambda got, want, a: _close(got, _squared_after_summing(*a)),
+     "square each coordinate s_c, then sum over c: the pairwise term is 1/2 sum_c (s_c^2 - q_c), and "
+     "(sum_c s_c)^2 is not sum_c s_c^2 (it adds the products s_c s_c' of different coordinates)"),
     FLOAT32_HINT,
 ]
+
+FM_VAL_AXIS_HINT = ("V[idx] is (B, F, k) = {E}, val is (B, F) = {val}: give val a last axis, val[:, :, None], to "
+                    "scale each embedding by its value")
+
+
+def _broadcast_shapes(message):
+    """The shapes a NumPy broadcasting error names, as tuples (none for another error)."""
+    if "could not be broadcast" not in message:
+        return set()
+    return {tuple(int(d) for d in m.split(",") if d) for m in re.findall(r"\(([\d,]*)\)", message)}
+
+
+def _fm_broadcast_hint(message, B, F, k):
+    """The hint for a broadcasting error whose shapes tell the slip: val without its last axis, or s or q
+    summed over axis 2 (then (B, F) meets (B, k)); "" for any other error."""
+    shapes = _broadcast_shapes(message)
+    if {(B, F, k), (B, F)} <= shapes:
+        return FM_VAL_AXIS_HINT.format(E=(B, F, k), val=(B, F))
+    if {(B, F), (B, k)} <= shapes:
+        return f"{FM_AXIS_HINT} (here a (B, F) = {(B, F)} array met a (B, k) = {(B, k)} one)"
+    return ""
 
 
 def check_fm_pairwise(fm_pairwise):
@@ -79,7 +124,17 @@ def check_fm_pairwise(fm_pairwise):
             idx[:, 2], val[:, 2] = 0, np.where(val[:, 2] == 0, 1.0, val[:, 2])   # a real entry of id 0 per row
             d += ", a real entry of id 0"
         cases.append((d, (idx, val, rng.standard_normal((40, 3)))))
-    return _run("fm_pairwise", fm_pairwise, cases, _fm_pairwise_reference, _compare(["pairwise"]),
+
+    def learners(idx, val, V):
+        try:
+            return fm_pairwise(idx, val, V)
+        except ValueError as e:
+            hint = _fm_broadcast_hint(str(e), *idx.shape, V.shape[1])
+            if not hint:
+                raise
+            raise ValueError(f"{e}\n  hint: {hint}") from None
+
+    return _run("fm_pairwise", learners, cases, _fm_pairwise_reference, _compare(["pairwise"]),
                 FM_PAIRWISE_HINTS)
 
 

@@ -94,9 +94,10 @@ def check_adagrad_rows(adagrad_rows):
     the checker tells the two apart; with every accumulator positive they give the same numbers.
 
     There is no eps: the original (TF1's AdagradOptimizer, accumulator starting at 1e-8) divides by
-    sqrt(G) alone. A learner who adds one is off by a relative 1e-9 or more from eps = 1e-7 on in
-    g / (sqrt(acc) + eps), from about 1e-6 on in g / sqrt(acc + eps) (a smaller eps passes, within the
-    tolerance); the checker reads the eps back from the step and says so in a hint.
+    sqrt(G) alone. A learner who adds one is off by a relative 1e-9 or more (the tolerance) from about
+    eps = 1e-7 on: from just under it in g / (sqrt(acc) + eps), from just over it in g / sqrt(acc + eps)
+    (a smaller eps passes, within the tolerance); the checker reads the eps back from the step and says
+    so in a hint.
     """
     cases = []
     for n, U, k, V, rows, g, rng in _table_cases(2):
@@ -116,6 +117,18 @@ def check_adagrad_rows(adagrad_rows):
         V, acc = V.copy(), acc.copy()
         V[rows] -= lr * g / np.sqrt(acc[rows])
         acc[rows] += g * g
+        return V, acc
+
+    def overwritten(V, acc, rows, g, lr):
+        V, acc = V.copy(), acc.copy()
+        acc[rows] = g * g                                                  # this step's g^2 alone
+        V[rows] -= lr * g / np.sqrt(acc[rows])
+        return V, acc
+
+    def no_sqrt(V, acc, rows, g, lr):
+        V, acc = V.copy(), acc.copy()
+        acc[rows] += g * g
+        V[rows] -= lr * g / acc[rows]                                      # G where sqrt(G) belongs
         return V, acc
 
     def eps_added(got, want, a):
@@ -155,6 +168,11 @@ def check_adagrad_rows(adagrad_rows):
                                                                       "lr * g / np.sqrt(acc[rows]))"),
         (lambda got, want, a: _close(got[0], divide_first(*a)[0]), "add g^2 to the accumulator first, then "
                                                                   "divide by its square root (this step's g counts)"),
+        (lambda got, want, a: _close(_outputs(got, want)[1], overwritten(*a)[1]),
+         "G accumulates: acc[rows] += g * g, this step's g^2 added to the sum of the earlier ones, not in their "
+         "place"),
+        (lambda got, want, a: _close(got[0], no_sqrt(*a)[0]), "divide by the square root of G: V[rows] -= lr * g / "
+                                                             "np.sqrt(acc[rows])"),
         (eps_added, "no eps here: the original (TF1's Adagrad, accumulator starting at 1e-8) divides by sqrt(G) "
                     "alone: V[rows] -= lr * g / np.sqrt(acc[rows]), not sqrt(acc) + eps or sqrt(acc + eps)"),
         (nan_where_never_used, "only the touched rows are read and written: you updated the whole table, and an "

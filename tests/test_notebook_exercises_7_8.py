@@ -30,8 +30,10 @@ def test_nb7_exercise_2_numpy_on_a_strict_device_array_refuses_and_on_the_cpu_de
 
 
 def test_nb7_exercise_3_the_solutions_loop_runs(monkeypatch, capsys):
-    """The solution's loop over block sizes runs on the cell's adagrad_steps (smoke mode: 4 steps)."""
+    """The exercise's one-line loop and the solution's round-robin block run on the cell's adagrad_steps
+    (smoke mode: 4 steps)."""
     import re
+    import textwrap
 
     import matplotlib
     matplotlib.use("Agg")
@@ -45,6 +47,13 @@ def test_nb7_exercise_3_the_solutions_loop_runs(monkeypatch, capsys):
         exec(s, ns)
     lines = [x for x in capsys.readouterr().out.splitlines() if " KB " in x]
     assert [int(x.split()[0]) for x in lines] == [16, 64, 128, 256, 1024, 4096]
+    # the folded solution's round-robin block (every size once, five times over, then each size's minimum)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", _markdown("07_gpu_cupy.ipynb"), re.S)
+                 if "for rep in range(5)" in b)
+    exec(textwrap.dedent(block), ns)
+    lines = [x for x in capsys.readouterr().out.splitlines() if " KB " in x]
+    assert [int(x.split()[0]) for x in lines] == [16, 64, 128, 256, 1024, 4096]
+    assert all(x.endswith("ms a step") for x in lines)
 
 
 def test_nb7_adagrad_steps_shrink_with_their_number_not_with_the_gradients_scale():

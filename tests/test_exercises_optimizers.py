@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nfm_numpy import exercises
+from nfm_numpy.exercises import optimizers
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHECKERS = {"adagrad_rows": exercises.check_adagrad_rows, "sgd_rows": exercises.check_sgd_rows,
@@ -102,6 +103,20 @@ def _ada_first_rows(V, acc, rows, g, lr):           # updates rows 0..U-1 instea
     V, acc = V.copy(), acc.copy()
     acc[rows] += g * g
     V[:len(rows)] -= lr * g / np.sqrt(acc[rows])
+    return V, acc
+
+
+def _ada_unstored(V, acc, rows, g, lr):             # the new accumulator computed, never stored in acc
+    V = V.copy()
+    a = acc[rows] + g * g
+    V[rows] -= lr * g / np.sqrt(a)
+    return V, acc
+
+
+def _ada_sqrt_whole_table(V, acc, rows, g, lr):      # np.sqrt(acc): (n, k) against g's (U, k), raises
+    V, acc = V.copy(), acc.copy()
+    acc[rows] += g * g
+    V[rows] -= lr * g / np.sqrt(acc)
     return V, acc
 
 
@@ -228,6 +243,9 @@ PLANTED = [
     ("adagrad_rows", _ada_eps(1e-5, inside=True), "no eps here"),
     ("adagrad_rows", _reordered(adagrad_rows, (1, 0)), "return (V, acc) in this order"),
     ("adagrad_rows", _forgot_return(_ada_in_place), "your function returned None: did you return V, acc?"),
+    ("adagrad_rows", _ada_unstored, "acc came back unchanged: store it, acc[rows] += g * g"),
+    ("adagrad_rows", _ada_sqrt_whole_table, "index the accumulator by rows: np.sqrt(acc[rows]) is (U, k), like g "
+                                            "(here g is (U, k) = (3, 2) and acc (n, k) = (10, 2))"),
     ("sgd_rows", _sgd_sign, "the step goes against the gradient"),
     ("sgd_rows", _sgd_rows_only, "return the whole table"),
     ("sgd_rows", _sgd_overwrite, "do not overwrite them"),
@@ -298,6 +316,18 @@ def test_each_planted_mistake_gets_its_own_hint_and_no_other(name, bug, hint, ca
     assert len(hints) == 1 and hint in hints[0], out
     others = {h for n, _, h in PLANTED if n == name and h != hint}
     assert not [h for h in others if h in hints[0]], out
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_every_hint_is_planted(name, monkeypatch):
+    """Each hint in a checker's list is the one a planted mistake above gets (a hint appended to a raised
+    error, like adagrad_rows' np.sqrt(acc), is planted there too)."""
+    seen = {}
+    monkeypatch.setattr(optimizers, "_run", lambda *a, **_: seen.update(hints=a[5]))
+    CHECKERS[name](RIGHT[name])
+    phrases = [h for n, _, h in PLANTED if n == name]
+    unplanted = [h for _, h in seen["hints"] if not any(p in h for p in phrases)]
+    assert not unplanted, unplanted
 
 
 def test_the_dense_adagrad_is_caught_only_through_a_never_used_row():

@@ -27,6 +27,7 @@ import numpy as np
 from .. import layers as L
 from ..gradcheck import rel_error
 from ..optim import SGD, Adagrad, Adam, Momentum
+from .fm import _broadcast_shapes
 from .harness import _close, _compare, _outputs, _run
 
 
@@ -179,8 +180,21 @@ def check_adagrad_rows(adagrad_rows):
                                "untouched row whose accumulator is 0 (never used yet) became 0 / sqrt(0) = NaN; "
                                "index with rows (V[rows], acc[rows])"),
         (lambda got, want, a: _moved_untouched(got[0], a[0], a[2]), "rows the batch did not touch must not change"),
+        (lambda got, want, a: _close(_outputs(got, want)[1], a[1]),
+         "acc came back unchanged: store it, acc[rows] += g * g"),
     ]
-    return _run("adagrad_rows", adagrad_rows, cases, reference, _compare(["V", "acc"]), hints,
+
+    def learners(V, acc, rows, g, lr):
+        try:
+            return adagrad_rows(V, acc, rows, g, lr)
+        except ValueError as e:
+            U, n, k = len(rows), *acc.shape
+            if U == n or not {(U, k), (n, k)} <= _broadcast_shapes(str(e)):
+                raise
+            raise ValueError(f"{e}\n  hint: index the accumulator by rows: np.sqrt(acc[rows]) is (U, k), like g "
+                             f"(here g is (U, k) = {(U, k)} and acc (n, k) = {(n, k)})") from None
+
+    return _run("adagrad_rows", learners, cases, reference, _compare(["V", "acc"]), hints,
                 "one to twelve touched rows, accumulators of a run in progress, some untouched ones 0")
 
 

@@ -3,7 +3,7 @@
 A right answer written here from the text passes; so do the notebook's folded solution and the
 package's own conditional (``bayes.GibbsFM.w_conditional``); a stub is "not implemented yet"; each
 typical mistake fires exactly its own hint, no other; and the end exercise (``draw_v_field``) can be done
-and checked as worded."""
+and checked as worded; ``check_draw_v_field``'s hints are planted the same way."""
 import re
 import textwrap
 from pathlib import Path
@@ -85,6 +85,18 @@ def _own_random_draws():
     return draw
 
 
+def _w_in_place(w, e, feat, x, alpha, lam, mu, z):
+    """The right conditional, but the new weights are written into w (w_old = w is the same array), so the
+    change w - w_old that moves the residuals is zero."""
+    xx, xe = np.zeros(w.shape), np.zeros(w.shape)
+    np.add.at(xx, feat, x * x)
+    np.add.at(xe, feat, x * e)
+    prec = alpha * xx + lam
+    w_old = w
+    w[:] = (alpha * (xe + w * xx) + lam * mu) / prec + z / np.sqrt(prec)
+    return w, e - (w - w_old)[feat] * x
+
+
 PLANTED = [
     ("prior mean", _mistake(prior_mean=False)),
     ("prior variance", _mistake(prior_var="both")),            # 1/lambda in P and in the numerator
@@ -110,6 +122,7 @@ PLANTED = [
     ("counts for sum x^2", _mistake(counts=True)),             # np.bincount(feat) as sum x^2
     ("residual by the new value", _mistake(update="new")),     # e - w_new[feat] x
     ("z not used", _own_random_draws()),                       # np.random instead of z
+    ("w in place", _w_in_place),                               # w_old = w; w[:] = ...: the change reads zero
 ]
 
 
@@ -337,3 +350,172 @@ def test_the_end_exercise_draw_v_field_as_worded(capsys):
     assert solution[0].count("z / np.sqrt(prec)") == 1
     printed = compare(solution[0].replace("z / np.sqrt(prec)", "z / prec"))
     assert len(printed) == 4 and printed[0] < 1e-10 and printed[1] > 1e-3, printed
+
+
+# ---------------------------------------------------------------- check_draw_v_field (exercise 3's checker)
+def _v_mistake(**kw):
+    """A full wrong version of draw_v_field, written independently of the checker's (sums with np.add.at)."""
+    def draw(V, f, e, s, feat, x, alpha, lam, mu, z):
+        v = V[:, f].copy()
+        q = s - x * v[feat] if kw.get("strip", True) else s      # "strip": False keeps x v in s
+        h = x * q
+        hh, he = np.zeros(len(v)), np.zeros(len(v))
+        np.add.at(hh, feat, h * h)
+        np.add.at(he, feat, h * e)
+        prec = alpha * hh + lam
+        mean = (alpha * (he + v * hh) + lam * mu) / prec
+        v_new = mean + (z / prec if kw.get("noise") == "var" else z / np.sqrt(prec))
+        dv = (v_new - v)[feat]
+        s_new = s + dv if kw.get("s_no_x") else s + dv * x
+        e_new = {"h": e - dv * h, "x": e - dv * x, "sign": e + dv * h,
+                 "updated s": e - dv * x * (s_new - x * v[feat])}[kw.get("e", "h")]
+        V_new = V.copy()
+        V_new[:, f] = v_new
+        return V_new, e_new, s_new
+    return draw
+
+
+def _v_view_in_place(V, f, e, s, feat, x, alpha, lam, mu, z):
+    """V written in place: v = V[:, f] is a view, so after V[:, f] = v_new the change v_new - v reads zero."""
+    v = V[:, f]
+    h = x * (s - x * v[feat])
+    hh, he = np.zeros(len(v)), np.zeros(len(v))
+    np.add.at(hh, feat, h * h)
+    np.add.at(he, feat, h * e)
+    prec = alpha * hh + lam
+    V[:, f] = (alpha * (he + v * hh) + lam * mu) / prec + z / np.sqrt(prec)
+    dv = (V[:, f] - v)[feat]
+    return V, e - dv * h, s + dv * x
+
+
+def _v_all_in_place(V, f, e, s, feat, x, alpha, lam, mu, z):
+    """The right outputs, but e, s and V are the inputs, updated in place (e -= ..., s += ...)."""
+    V_new, e_new, s_new = draw_v_field_from_text(V, f, e, s, feat, x, alpha, lam, mu, z)
+    V[:], e[:], s[:] = V_new, e_new, s_new
+    return V, e, s
+
+
+V_PLANTED = [
+    ("spread", _v_mistake(noise="var"), 1),                    # z / P
+    ("s not stripped", _v_mistake(strip=False), 1),            # h = x s: a wrong mean
+    ("e by dv x", _v_mistake(e="x"), 1),                       # e - dv x, w_i's update
+    ("e sign", _v_mistake(e="sign"), 1),                       # e + dv h
+    ("h from the updated s", _v_mistake(e="updated s"), 1),    # h = x (s_new - x v_old)
+    ("s without x", _v_mistake(s_no_x=True), 2),               # s + dv: the real-x case only
+    ("inputs changed", _v_view_in_place, 1),                   # V in place: dv reads zero, e_new wrong
+    ("inputs changed", _v_all_in_place, 1),                    # right outputs, inputs changed
+]
+
+
+@pytest.fixture(scope="module")
+def section4_sampler():
+    """A section-4 style sampler: the synthetic data, one prior group per field, a few sweeps."""
+    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
+    tr, fields = syn.train, teacher["fields"]
+    groups = np.repeat(np.arange(len(fields)), fields)
+    s = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
+    for _ in range(3):
+        s.sweep()
+    return s, tr, groups
+
+
+def _state(s):
+    return [s.e.copy(), s.V.copy(), [a.copy() for a in s.s], s.alpha, s.lam_v.copy(), s.mu_v.copy()]
+
+
+def _same_state(a, b):
+    return (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and all(map(np.array_equal, a[2], b[2]))
+            and a[3] == b[3] and np.array_equal(a[4], b[4]) and np.array_equal(a[5], b[5]))
+
+
+def test_draw_v_field_checker_is_exported_but_not_in_exercises():
+    """It takes a sampler, and the notebook (stored with a full run) has no stub cell for it: the text gives
+    the line to copy. So it is exported, not in EXERCISES (whose every entry needs a stub in a code cell)."""
+    assert "check_draw_v_field" in exercises.__all__
+    assert exercises.check_draw_v_field is sampler.check_draw_v_field
+    assert "draw_v_field" not in exercises.EXERCISES
+    assert sampler.check_draw_v_field not in exercises.EXERCISES.values()
+
+
+def test_draw_v_field_a_right_answer_passes_and_the_sampler_is_unchanged(section4_sampler, capsys):
+    s, _, _ = section4_sampler
+    before = _state(s)
+    result = exercises.check_draw_v_field(draw_v_field_from_text, s, c=2, f=5)
+    out = capsys.readouterr().out
+    assert result and out.startswith("draw_v_field: PASS (2 cases") and "hint" not in out, out
+    assert _same_state(before, _state(s))
+
+
+def test_draw_v_field_every_hint_is_planted():
+    assert {k for k, _, _ in V_PLANTED} == set(sampler.V_HINTS)
+
+
+def test_draw_v_field_no_hint_text_holds_another():
+    texts = list(sampler.V_HINTS.values())
+    assert not [(a, b) for a in texts for b in texts if a is not b and a in b]
+
+
+@pytest.mark.parametrize("key,bug,case", V_PLANTED, ids=[f"{k} {i}" for i, (k, _, _) in enumerate(V_PLANTED)])
+def test_draw_v_field_a_planted_mistake_fires_its_hint_and_no_other(section4_sampler, key, bug, case, capsys):
+    s, _, _ = section4_sampler
+    before = _state(s)
+    result = exercises.check_draw_v_field(bug, s, c=2, f=5)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and f"FAIL on case {case}" in out, out
+    fired = [k for k, h in sampler.V_HINTS.items() if h in out]
+    assert fired == [key], out
+    assert _same_state(before, _state(s))
+
+
+def test_draw_v_field_a_function_changing_its_inputs_is_told_even_when_its_outputs_are_right(section4_sampler,
+                                                                                              capsys):
+    s, _, _ = section4_sampler
+    exercises.check_draw_v_field(_v_all_in_place, s, c=2, f=5)
+    assert "V after your call (your input: it should come back unchanged)" in capsys.readouterr().out
+
+
+def test_draw_v_field_stub_raise_and_wrong_outputs(section4_sampler, capsys):
+    s, _, _ = section4_sampler
+
+    def stub(*args):
+        raise NotImplementedError("write it")
+    assert exercises.check_draw_v_field(stub, s).status == "not implemented"
+    assert "not implemented yet (write it)" in capsys.readouterr().out
+
+    def broken(*args):
+        raise KeyError("oops")
+    result = exercises.check_draw_v_field(broken, s)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "your function raised KeyError: 'oops'" in out and "hint" not in out, out
+
+    result = exercises.check_draw_v_field(lambda *a: draw_v_field_from_text(*a)[:2], s)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "must return three outputs, (V_new, e_new, s_new)" in out, out
+
+    def column_only(*a):
+        V_new, e_new, s_new = draw_v_field_from_text(*a)
+        return V_new[:, a[1]], e_new, s_new
+    result = exercises.check_draw_v_field(column_only, s)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "V_new has shape (7,), expected (7, 8)" in out, out
+
+
+def test_draw_v_field_two_slips_at_once_get_no_hint(section4_sampler, capsys):
+    s, _, _ = section4_sampler
+
+    def two(*a):
+        V_new, _, s_new = _v_mistake(noise="var")(*a)
+        return V_new, a[2] + 1.0, s_new
+    result = exercises.check_draw_v_field(two, s)
+    out = capsys.readouterr().out
+    assert result.status == "fail" and "conditional standard deviation" in out and "hint" not in out, out
+
+
+def test_draw_v_field_rejects_a_column_of_several_blocks_and_a_bad_factor(section4_sampler):
+    s, _, _ = section4_sampler
+    with pytest.raises(ValueError, match="f must be a factor"):
+        exercises.check_draw_v_field(draw_v_field_from_text, s, c=2, f=8)
+    idx = np.array([[0, 3, 4], [1, 4, 5], [2, 5, 6], [0, 3, 6]])              # section 2's toy: field B split
+    toy = bayes.GibbsFM(idx, np.ones(idx.shape), np.arange(4.0), 7, k=2, groups=np.array([0, 0, 0, 1, 1, 1, 1]))
+    with pytest.raises(ValueError, match="more than one block"):
+        exercises.check_draw_v_field(draw_v_field_from_text, toy, c=1, f=0)

@@ -24,9 +24,19 @@ are found by calling the learner's function again: draws made with ``np.random``
 ``z`` differ between two calls with the same ``z``; and a function that raises or returns the wrong
 shape on a case with a feature in no row, but runs with the right shapes once that feature is given a
 row, summed with ``np.bincount`` without ``minlength=len(w)``.
+
+``check_draw_v_field`` checks the end exercise, the draw of one column of V for a one-hot field
+(``draw_v_field(V, f, e, s, feat, x, alpha, lam, mu, z) -> (V_new, e_new, s_new)``, with h = x q and
+q = s_f - x v_f). Its reference is the package's own sampler: ``GibbsFM.v_conditional`` for the mean and
+precision, and ``GibbsFM.set_V`` on a copy of the sampler (its V copied) for e and s from scratch after the draw. It
+runs on the learner's sampler (a one-hot field, x = 1) and on a small sampler of its own whose field
+holds real values, where a slip in x (s + dv in place of s + dv x) shows.
 """
+import copy
+
 import numpy as np
 
+from .. import backend as B, bayes
 from ..gradcheck import rel_error
 from .harness import _compare, _run
 
@@ -213,6 +223,9 @@ HINTS = {
     "repeated rows": "a feature's rows are not all summed: xx[feat] += ... keeps one row per feature (NumPy "
                      "buffers repeated indices); use np.bincount(feat, weights=..., minlength=len(w)) or "
                      "np.add.at",
+    "w in place": "w was overwritten in place (w[:] = ..., or w_old = w, which is the same array, not a copy), "
+                  "so w_new - w is zero and the residuals did not move: keep the old weights (w_old = w.copy(), "
+                  "or build w_new as a new array) and move e_r by (w_new_i - w_old_i) x_r",
     "no residual update": "the residuals were not updated: every row of feature i moves by the change of its "
                           "prediction, e_r <- e_r - (w_new_i - w_i) x_r, or the next draw reads stale residuals",
     "residual sign": "the residuals moved the wrong way: e = y - yhat, and yhat grows by (w_new_i - w_i) x_r, so "
@@ -243,6 +256,17 @@ def _varies_with_the_same_z(fn, args):
                    for a, b in zip(first, second))                  # a NaN from a slip is not randomness
 
 
+def _w_overwritten(fn, got, args):
+    """True when ``fn`` changed its input w in place and its residuals did not move (e_new equals e): the
+    old weights were overwritten before the change w_new - w was taken, which then reads zero."""
+    if isinstance(got, _Raised):
+        return False
+    w, e, feat, x, alpha, lam, mu, z = args
+    w_in, e_in = w.copy(), e.copy()
+    out = fn(w_in, e_in, feat.copy(), x.copy(), alpha, lam, mu, z.copy())
+    return not np.array_equal(w_in, w) and _close_all((out[1],), (e,))
+
+
 def check_draw_w_field(draw_w_field):
     """``draw_w_field(w, e, feat, x, alpha, lam, mu, z) -> (w_new, e_new)``: the Gibbs draw of one
     one-hot field's weights w (n_b,) given the residuals e (N,), each row's feature ``feat`` (N,) and
@@ -252,7 +276,8 @@ def check_draw_w_field(draw_w_field):
     reference = _implied(_reference)
     wrong = _wrong_versions()
     hints = [(lambda got, want, a: _needs_minlength(draw_w_field, got, a), HINTS["minlength"]),
-             (lambda got, want, a: _varies_with_the_same_z(draw_w_field, a), HINTS["z not used"])]
+             (lambda got, want, a: _varies_with_the_same_z(draw_w_field, a), HINTS["z not used"]),
+             (lambda got, want, a: _w_overwritten(draw_w_field, got, a), HINTS["w in place"])]
     hints += [(lambda got, want, a, fns=fns: any(_close_all(got, _implied(f)(*a)) for f in fns), HINTS[key])
               for key, fns in wrong.items()]
     names = ["conditional mean (your w_new with z = 0)",
@@ -261,3 +286,170 @@ def check_draw_w_field(draw_w_field):
     return _run("draw_w_field", run, cases, reference, _compare_outputs(names), hints,
                 "repeated rows per feature, a feature in no row, rows without the field, real and one-hot x, "
                 "mu != 0, lambda != 1")
+
+
+# ------------------------------------------------------------------ the end exercise: one column of V
+V_HINTS = {
+    "inputs changed": "your function changed its inputs in place: copy V before writing the column (V = "
+                      "V.copy()) and build e_new and s_new as new arrays (e - ..., not e -= ...); with V written "
+                      "in place, v = V[:, f] is a view, so the change v_new - v reads zero",
+    "spread": "the draw is mean + z / sqrt(P): z is scaled by the standard deviation 1/sqrt(P), not by the "
+              "variance 1/P",
+    "s not stripped": "h for v_if is x q, with q = s_f - x v_if: the row's s_f without the field's own term "
+                      "(s_f holds x v_if too, whose square cancels in the FM: section 2), not x s_f",
+    "e by dv x": "e moves by the change of the prediction, dv h with h = x q (q = s_f - x v_if): "
+                 "e - dv x is the update of w_i, whose h is x",
+    "e sign": "the residuals moved the wrong way: e = y - yhat, and yhat grows by dv h, so e_new = e - dv h",
+    "h from the updated s": "the residual update needs h from before the draw, x (s_f - x v_old): compute "
+                            "q = s - x v[feat] once, before s moves (s_new - x v_old is q + dv x, not q)",
+    "s without x": "s_f = sum_i x_i v_if moves by dv x in each row: s_new = s + dv x (with x = 1 the two agree; "
+                   "with real x they do not)",
+}
+
+
+class _Said:
+    """A message about the learner's outputs that is not a comparison (e.g. not three of them)."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+def _v_case(sampler, c, f, z_seed, desc):
+    """The arguments of draw_v_field for column ``c`` of the sampler's rows (one block) and factor ``f``,
+    from copies of the sampler's state, standard normals z from ``z_seed``, and the sampler itself for
+    the reference (last)."""
+    idx = np.asarray(B.to_numpy(sampler.idx))
+    x = np.asarray(B.to_numpy(sampler.val), dtype=np.float64)[:, c].copy()         # (N,)
+    b = int(sampler.block_of[idx[np.flatnonzero(x)[0], c]])
+    feats = np.asarray(B.to_numpy(sampler.blocks[b].feat))                        # (n_b,) in v_conditional's order
+    local = np.full(sampler.n_features, -1)
+    local[feats] = np.arange(feats.size)
+    feat = np.where(x != 0, local[idx[:, c]], 0)                                  # (N,) x = 0: any valid index
+    if np.any(feat < 0):
+        raise ValueError(f"column {c} of the sampler's rows holds features of more than one block: pass the "
+                         "column of a one-hot field")
+    g = int(sampler.group[feats[0]])
+    V_b = np.asarray(B.to_numpy(sampler.V))[feats]                                # (n_b, k)
+    e = np.array(B.to_numpy(sampler.e), dtype=np.float64)                         # (N,) copies
+    s = np.array(B.to_numpy(sampler.s[f]), dtype=np.float64)
+    z = np.random.default_rng(z_seed).standard_normal(feats.size)
+    return desc, (V_b, f, e, s, feat, x, float(sampler.alpha), float(sampler.lam_v[g, f]),
+                  float(sampler.mu_v[g, f]), z, (sampler, feats, b))
+
+
+def _toy_sampler():
+    """A small sampler whose field 0 (features 0-4) holds real values in [-2, 2]; field 1 is one-hot."""
+    rng = np.random.default_rng(5)
+    feat = rng.integers(0, 5, 60)                                                 # (60,)
+    idx = np.stack([feat, 5 + rng.integers(0, 4, 60)], axis=1)                    # (60, 2)
+    val = np.ones(idx.shape)
+    val[:, 0] = rng.uniform(-2.0, 2.0, 60)
+    toy = bayes.GibbsFM(idx, val, rng.standard_normal(60), 9, k=3, groups=np.repeat([0, 1], [5, 4]), seed=2)
+    toy.sweep()
+    return toy
+
+
+def _v_reference(V, f, e, s, feat, x, alpha, lam, mu, z, ctx):
+    """The package's draw: v_conditional's mean and precision, then set_V on a copy of the sampler (e and
+    s from scratch); the inputs, which should come back unchanged, last."""
+    sampler, feats, b = ctx
+    mean, prec = (np.asarray(B.to_numpy(a), dtype=np.float64) for a in sampler.v_conditional(f, b))
+    v_new = mean + z / np.sqrt(prec)
+    twin = copy.copy(sampler)                                                     # the sampler stays as it was:
+    twin.Vc = [sampler.xp.asarray(col, copy=True) for col in sampler.Vc]         # set_V writes into twin.Vc,
+    twin.set_V(feats, f, v_new)                                                   # and refresh rebinds s and e
+    V_new = V.copy()
+    V_new[:, f] = v_new
+    return (mean, 1.0 / np.sqrt(prec), V_new, np.asarray(B.to_numpy(twin.e), dtype=np.float64),
+            np.asarray(B.to_numpy(twin.s[f]), dtype=np.float64), V, e, s)
+
+
+def _column(V_out, f):
+    """Column f of the learner's V_new where it has one (else V_new as given: the shape is then reported)."""
+    V_out = np.asarray(V_out, dtype=np.float64)
+    return V_out[:, f] if V_out.ndim == 2 and V_out.shape[1] > f else V_out
+
+
+def _implied_v(fn):
+    """A function of the case that returns (mean, 1/sqrt(P), V_new, e_new, s_new, V, e, s after the call)
+    from three calls of ``fn`` (z = 0, z = 1, the case's z), each on fresh copies of the inputs."""
+    def run(V, f, e, s, feat, x, alpha, lam, mu, z, ctx=None):
+        def call(zz, V_in, e_in, s_in):
+            out = fn(V_in, f, e_in, s_in, feat.copy(), x.copy(), alpha, lam, mu, zz.copy())
+            if not isinstance(out, (tuple, list)) or len(out) != 3:
+                return None
+            return out
+        outs = [call(zz, V.copy(), e.copy(), s.copy()) for zz in (np.zeros_like(z), np.ones_like(z))]
+        V_in, e_in, s_in = V.copy(), e.copy(), s.copy()
+        last = call(z, V_in, e_in, s_in)
+        if last is None or None in outs:
+            return _Said("draw_v_field must return three outputs, (V_new, e_new, s_new)")
+        mean = _column(outs[0][0], f)
+        return (mean, _column(outs[1][0], f) - mean, *last, V_in, e_in, s_in)
+    return run
+
+
+def _v_wrong_versions():
+    """The typical slips, each written out in full."""
+    def make(noise="sd", strip=True, e_update="h", s_update="x"):
+        def draw(V, f, e, s, feat, x, alpha, lam, mu, z):
+            v = V[:, f]
+            q = s - x * v[feat] if strip else s
+            h = x * q
+            hh = np.bincount(feat, weights=h * h, minlength=len(v))
+            he = np.bincount(feat, weights=h * e, minlength=len(v))
+            prec = alpha * hh + lam
+            mean = (alpha * (he + v * hh) + lam * mu) / prec
+            v_new = mean + (z / prec if noise == "var" else z / np.sqrt(prec))
+            dv = (v_new - v)[feat]
+            s_new = s + dv * x if s_update == "x" else s + dv
+            e_new = {"h": e - dv * h, "x": e - dv * x, "sign": e + dv * h,
+                     "updated s": e - dv * x * (s_new - x * v[feat])}[e_update]
+            V = V.copy()
+            V[:, f] = v_new
+            return V, e_new, s_new
+        return draw
+
+    return {"spread": make(noise="var"), "s not stripped": make(strip=False), "e by dv x": make(e_update="x"),
+            "e sign": make(e_update="sign"), "h from the updated s": make(e_update="updated s"),
+            "s without x": make(s_update="no x")}
+
+
+def _inputs_changed(fn, args):
+    """True when a call of ``fn`` changes its V, e or s in place."""
+    V, f, e, s, feat, x, alpha, lam, mu, z, _ = args
+    ins = V.copy(), e.copy(), s.copy()
+    fn(ins[0], f, ins[1], ins[2], feat.copy(), x.copy(), alpha, lam, mu, z.copy())
+    return not all(np.array_equal(a, b) for a, b in zip(ins, (V, e, s)))
+
+
+def check_draw_v_field(draw_v_field, sampler, c=2, f=5):
+    """``draw_v_field(V, f, e, s, feat, x, alpha, lam, mu, z) -> (V_new, e_new, s_new)``: the Gibbs draw of
+    column f of V for one one-hot field (notebook 9, exercise 3), checked on copies of ``sampler``'s state
+    (the field in column ``c`` of its rows, factor ``f``) and on a small sampler with real x of its own.
+
+    Each case calls the function with z = 0 (column f should be ``v_conditional``'s mean), z = 1 (the mean
+    plus 1/sqrt(precision)) and random z, whose e_new and s_new should equal those ``set_V`` computes from
+    scratch on a copy of the sampler; the inputs V, e and s should come back unchanged. The sampler is not
+    changed."""
+    if not 0 <= f < sampler.k:
+        raise ValueError(f"f must be a factor of the sampler, 0 to {sampler.k - 1}, got {f}")
+    cases = [_v_case(sampler, c, f, 1, f"your sampler: the field in column {c}, factor {f}"),
+             _v_case(_toy_sampler(), 0, 1, 2, "a small sampler: 5 features with real x in [-2, 2], 60 rows, factor 1")]
+    run = _catching(_implied_v(draw_v_field))
+    wrong = _v_wrong_versions()
+    hints = [(lambda got, want, a: _inputs_changed(draw_v_field, a), V_HINTS["inputs changed"])]
+    hints += [(lambda got, want, a, fn=fn: not isinstance(got, (_Raised, _Said)) and _close_all(
+        got, _implied_v(fn)(*a)), V_HINTS[key]) for key, fn in wrong.items()]
+    names = ["conditional mean (column f of your V_new with z = 0)",
+             "conditional standard deviation 1/sqrt(P) (your V_new(z=1) - V_new(z=0), column f)",
+             "V_new", "e_new (the residuals after the draw)", "s_new (the cache s_f after the draw)",
+             "V after your call (your input: it should come back unchanged)",
+             "e after your call (your input: it should come back unchanged)",
+             "s after your call (your input: it should come back unchanged)"]
+    compare = _compare_outputs(names)
+
+    def compare_said(got, want):
+        return got.text if isinstance(got, _Said) else compare(got, want)
+    return _run("draw_v_field", run, cases, _v_reference, compare_said, hints,
+                "one-hot and real x; the mean, the spread, the draw, e and s from scratch, inputs unchanged")

@@ -3,7 +3,7 @@
 A right answer written here from the text passes; so do the notebook's folded solution and the
 package's own conditional (``bayes.GibbsFM.w_conditional``); a stub is "not implemented yet"; each
 typical mistake fires exactly its own hint, no other; and the end exercise (``draw_v_field``) can be done
-and checked as worded; ``check_draw_v_field``'s hints are planted the same way."""
+and checked as worded, by hand and with ``check_draw_v_field``, whose hints are planted the same way."""
 import re
 import textwrap
 from pathlib import Path
@@ -335,7 +335,9 @@ def test_the_end_exercise_draw_v_field_as_worded(capsys):
     assert np.max(np.abs(e_new - ns["e"])) > 1e-3                             # the draw did move e
 
     solution = _markdown_blocks(nb, "<summary><b>Solutions</b>", "def draw_v_field(")
-    comparison = _markdown_blocks(nb, "<summary><b>Solutions</b>", "sampler.set_V(feats, f, V_new[:, f])")
+    # the by-hand lines sit in the exercise's own fold, before the solutions
+    comparison = _markdown_blocks(nb, "Or check it by hand", "sampler.set_V(feats, f, V_new[:, f])")
+    assert not _markdown_blocks(nb, "<summary><b>Solutions</b>", "sampler.set_V(feats, f, V_new[:, f])")
     assert len(solution) == 1 and len(comparison) == 1
     def compare(solution_code):
         exec(setup[0], ns)                                                    # from the current state
@@ -444,6 +446,22 @@ def test_draw_v_field_a_right_answer_passes_and_the_sampler_is_unchanged(section
     out = capsys.readouterr().out
     assert result and out.startswith("draw_v_field: PASS (2 cases") and "hint" not in out, out
     assert _same_state(before, _state(s))
+
+
+def test_draw_v_field_the_notebooks_line_and_solution_pass(section4_sampler, capsys):
+    """The line the exercise gives to copy, run with the folded solution, prints PASS."""
+    nb = _notebook()
+    line = _markdown_blocks(nb, "Write `draw_v_field(", "exercises.check_draw_v_field(")
+    assert len(line) == 1 and "exercises.check_draw_v_field(draw_v_field, sampler" in line[0]
+    solution = _markdown_blocks(nb, "<summary><b>Solutions</b>", "def draw_v_field(")
+    assert len(solution) == 1
+    s, _, _ = section4_sampler
+    ns = {"np": np, "exercises": exercises, "sampler": s}
+    exec(solution[0], ns)
+    capsys.readouterr()
+    exec(line[0], ns)
+    out = capsys.readouterr().out
+    assert out.startswith("draw_v_field: PASS (2 cases"), out
 
 
 def test_draw_v_field_every_hint_is_planted():

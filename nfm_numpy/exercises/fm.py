@@ -39,6 +39,21 @@ def _merged_ids(idx, val, V):
     return out
 
 
+def _dense_overwritten(idx, val, V):
+    """The dense FM on a one-hot X filled by fancy assignment, X[r, idx] = val: of an id's entries in a row only
+    one write survives (a padding entry of id 0 can overwrite a real one), and the dense x has no self-pair."""
+    X = np.zeros((idx.shape[0], V.shape[0]))
+    X[np.arange(idx.shape[0])[:, None], idx] = val                    # repeated ids overwrite, as a learner's would
+    return 0.5 * ((X @ V) ** 2 - (X * X) @ (V * V)).sum(1)
+
+
+def _close_on_scale(got, mistake, want):
+    """got agrees with a mistake's numbers to 1e-6 of the right answer's size (a mistake that leaves only rounding
+    of 0, as one surviving entry a row does, is then told by the learner's own rounding)."""
+    got = np.asarray(got, dtype=np.float64)
+    return got.shape == mistake.shape and np.max(np.abs(got - mistake), initial=0.0) <= 1e-6 * np.max(np.abs(want))
+
+
 def _pairwise_over_coordinates(idx, val, V):
     """s and q summed over axis 2, each entry's k coordinates, instead of over the row's entries."""
     E = val[:, :, None] * V[idx]                                      # (B, F, k)
@@ -85,6 +100,11 @@ FM_PAIRWISE_HINTS = [
     (lambda got, want, a: _close(got, _merged_ids(*a)),
      "an id repeated in a row is two entries, and the pair they form counts: q sums e_i * e_i entry by "
      "entry, not (sum of the id's x)^2 v^2 per distinct id"),
+    (lambda got, want, a: _close_on_scale(got, _dense_overwritten(*a), want)
+     and not _close(got, _fm_pairwise_reference(a[0], np.where(a[0] == 0, 0.0, a[1]), a[2])),   # else id 0's hint
+     "repeated ids overwrite in fancy assignment X[r, idx] = val (one entry of an id survives, and a padding "
+     "entry of id 0 can wipe out a real one); np.add.at would add them, but a dense x still merges an id's "
+     "entries and loses the pair they form: work entry by entry, E = val[:, :, None] * V[idx]"),
     (lambda got, want, a: a[0].shape[1] > 1 and _close(got, _pairwise_over_coordinates(*a)),   # F = 1: the same
      FM_AXIS_HINT),                                                   # number as the next one's mistake
     (lambda got, want, a: _close(got, _squared_after_summing(*a)),

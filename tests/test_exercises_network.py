@@ -308,11 +308,12 @@ FORWARD_PHRASE = {"value": "needs the value x_f", "half": "is twice what it shou
                   "mask": "multiplies by its 0/1 mask", "scale": "divides the kept units",
                   "keep": "its own keep probability", "bias": "is missing its bias",
                   "relu": "comes after batch norm 1", "mean": "not averaged", "broadcast": "lines up axes",
+                  "matmul": "A's last axis to match B's first",
                   "line": "compare your line with that formula"}
 
 
 def test_every_forward_hint_is_planted_and_each_phrase_is_its_own():
-    assert set(FORWARD_PHRASE) == set(FORWARD_HINTS) == {key for *_, key in PLANTED_FORWARD} | {"broadcast"}
+    assert set(FORWARD_PHRASE) == set(FORWARD_HINTS) == {key for *_, key in PLANTED_FORWARD} | {"broadcast", "matmul"}
     for key, phrase in FORWARD_PHRASE.items():
         assert [k for k, text in FORWARD_HINTS.items() if phrase in text] == [key]
 
@@ -423,3 +424,16 @@ def test_the_copy_hint_gives_the_example_of_its_own_line(cells, capsys, name, wr
     capsys.readouterr()
     hint = result.message.split("\n  hint: ")[1]
     assert hint.endswith(example) and hint.count("e.g.") == 1, hint
+
+
+@pytest.mark.parametrize("right, wrong", [('out = z1 @ p["h"]', 'out = p["h"] @ z1'),
+                                          ('a1 = z0 @ p["W1"] + p["b1"]', 'a1 = p["W1"] @ z0 + p["b1"]')])
+def test_a_product_in_the_wrong_order_gets_the_matmul_hint(cells, capsys, right, wrong):
+    """h @ z1 or W1 @ z0 raise inside the learner's forward (no value is wrong before them): the shape hint."""
+    source = solution(cells, "nfm_forward")
+    assert source.count(right) == 1
+    result = check_nfm_forward(define(source.replace(right, wrong), "nfm_forward"))
+    capsys.readouterr()
+    assert "your function raised ValueError: matmul" in result.message
+    hint = result.message.split("\n  hint: ")[1]
+    assert [k for k, phrase in FORWARD_PHRASE.items() if phrase in hint] == ["matmul"], hint

@@ -369,6 +369,8 @@ FORWARD_HINTS = {
     "broadcast": "check the shapes of the arrays on that line: NumPy lines up axes from the right, so a (B, F) "
                  "array times a (B, F, k) one needs a new last axis (val[:, :, None]); and an earlier sum or mean "
                  "over the wrong axis gives a wrong shape (a row's entries are axis 1, the batch's rows axis 0)",
+    "matmul": "check the shapes of that product: each value has the shape listed in the text, and A @ B needs A's "
+              "last axis to match B's first: z0 @ W1 (B, k) @ (k, d), z1 @ h (B, d) @ (d,), not W1 @ z0 or h @ z1",
     "line": "{name} should be {what}: compare your line with that formula",
 }
 
@@ -489,7 +491,8 @@ def check_nfm_forward(nfm_forward):
         except Exception as e:   # a learner's bug: report it, do not stop the notebook
             earlier = _forward_values(_learners_locals(e, nfm_forward), v, params)
             more = (f"\n  before that line, {earlier[0]} was already wrong: {earlier[1]}\n  hint: {earlier[2]}"
-                    if earlier else f"\n  hint: {FORWARD_HINTS['broadcast']}" if "broadcast" in str(e) else "")
+                    if earlier else f"\n  hint: {FORWARD_HINTS['broadcast']}" if "broadcast" in str(e)
+                    else f"\n  hint: {FORWARD_HINTS['matmul']}" if "matmul" in str(e) else "")
             return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
                                               f"{type(e).__name__}: {e}{_where(e, nfm_forward)}{more}"))
         if not isinstance(got, dict):

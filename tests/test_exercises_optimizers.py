@@ -136,6 +136,21 @@ def _sgd_overwrite(V, rows, g, lr):
     return V
 
 
+def _sgd_averaged(over):
+    """SGD with the step divided by the number of touched rows (over=None) or by a batch size."""
+    def sgd(V, rows, g, lr):
+        V = V.copy()
+        V[rows] -= lr * g / (len(rows) if over is None else over)
+        return V
+    return sgd
+
+
+def _sgd_mean_gradient(V, rows, g, lr):            # every touched row moved by the rows' mean gradient
+    V = V.copy()
+    V[rows] -= lr * g.mean(0)
+    return V
+
+
 def _momentum(V, u, rows, g, lr, mu, dense=False, decay_all=False, old=False, ema=False, lr_in_u=False, sign=1):
     V, u = V.copy(), u.copy()
     u_old = u.copy()
@@ -250,6 +265,9 @@ PLANTED = [
     ("sgd_rows", _sgd_rows_only, "return the whole table"),
     ("sgd_rows", _sgd_overwrite, "do not overwrite them"),
     ("sgd_rows", _forgot_return(_sgd_in_place), "your function returned None: did you return V?"),
+    ("sgd_rows", _sgd_averaged(None), "the gradient is already summed over the batch: do not average"),
+    ("sgd_rows", _sgd_averaged(128), "the gradient is already summed over the batch: do not average"),
+    ("sgd_rows", _sgd_mean_gradient, "the gradient is already summed over the batch: do not average"),
     ("momentum_rows", _with(_momentum, sign=-1), "the step goes against the velocity"),
     ("momentum_rows", _with(_momentum, dense=True), "lazy momentum: rows the batch did not touch must not move"),
     ("momentum_rows", _with(_momentum, decay_all=True), "lazy momentum: rows the batch did not touch keep their "

@@ -218,8 +218,25 @@ def check_sgd_rows(sgd_rows):
         (lambda got, want, a: _step_reversed(got, a[0], want), "the step goes against the gradient: subtract lr g"),
         (lambda got, want, a: _close(np.asarray(got)[a[1]], -a[3] * a[2]),
          "subtract the step from the rows' weights (V[rows] -= lr * g), do not overwrite them with it"),
+        (lambda got, want, a: _averaged(got, *a), "the gradient is already summed over the batch: do not average "
+                                                  "(no division by len(rows) or the batch size, no g.mean(0)); "
+                                                  "V[rows] -= lr * g"),
     ]
     return _run("sgd_rows", sgd_rows, cases, reference, _compare(["V"]), hints, "one to twelve touched rows")
+
+
+def _averaged(got, V, rows, g, lr):
+    """Whether the learner averaged the batch's gradient: each touched row moved by c lr g for one constant
+    0 < c < 1 (a division by len(rows) or by a batch size), or by lr g.mean(0) (every row the mean of the
+    rows' gradients); the other rows unchanged."""
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape != V.shape or _moved_untouched(got, V, rows):
+        return False
+    step, right = V[rows] - got[rows], lr * g
+    if _close(step, np.broadcast_to(lr * g.mean(0), g.shape)):
+        return True
+    c = float(np.sum(step * right) / np.sum(right * right))
+    return 0 < c < 1 - 1e-6 and _close(step, c * right)
 
 
 def check_momentum_rows(momentum_rows):

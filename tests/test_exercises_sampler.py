@@ -39,12 +39,14 @@ def _mistake(**kw):
             he[feat] += h * e
         else:
             np.add.at(xx, feat, h * h)
-            np.add.at(he, feat, h * e)
+            np.add.at(he, feat, e if kw.get("xe_without_x") else h * e)     # weights=e: h = 1 in this sum only
         if kw.get("counts"):
             xx = np.bincount(feat, minlength=len(w)).astype(float)     # rows per feature, not sum x^2
         var = kw.get("prior_var", "")
         prec = alpha * xx + (1 / lam if var in ("both", "P") else lam)
         prior = (mu / lam if var in ("both", "numerator") else lam * mu) if kw.get("prior_mean", True) else 0
+        if kw.get("plain_mu"):
+            prior = mu                           # + mu where + lam mu goes
         if kw.get("lam_alpha"):                  # alpha (sum x^2 + lam), and alpha lam mu or lam mu on top
             prec = alpha * (xx + lam)
             prior = alpha * lam * mu if kw["lam_alpha"] == "both" else lam * mu
@@ -105,6 +107,7 @@ PLANTED = [
     ("prior times alpha", _mistake(lam_alpha="both")),
     ("prior times alpha", _mistake(lam_alpha="P")),
     ("prior mean after the division", _mistake(mu_after=True)),
+    ("prior mean without lambda", _mistake(plain_mu=True)),    # (alpha (...) + mu) / P
     ("old value", _mistake(old=False)),
     ("old value subtracted", _mistake(old="minus")),           # alpha (sum x e - w sum x^2)
     ("old value after the division", _mistake(old="after")),   # (alpha sum x e + lam mu) / P + w
@@ -120,6 +123,7 @@ PLANTED = [
     ("residual without x", _mistake(update="no x")),
     ("residual without x", _mistake(update="x^2")),
     ("counts for sum x^2", _mistake(counts=True)),             # np.bincount(feat) as sum x^2
+    ("h = 1 in the x e sum", _mistake(xe_without_x=True)),     # np.bincount(feat, weights=e)
     ("residual by the new value", _mistake(update="new")),     # e - w_new[feat] x
     ("z not used", _own_random_draws()),                       # np.random instead of z
     ("w in place", _w_in_place),                               # w_old = w; w[:] = ...: the change reads zero
@@ -360,7 +364,7 @@ def _v_mistake(**kw):
     def draw(V, f, e, s, feat, x, alpha, lam, mu, z):
         v = V[:, f].copy()
         q = s - x * v[feat] if kw.get("strip", True) else s      # "strip": False keeps x v in s
-        h = x * q
+        h = q if kw.get("h_no_x") else x * q
         hh, he = np.zeros(len(v)), np.zeros(len(v))
         np.add.at(hh, feat, h * h)
         np.add.at(he, feat, h * e)
@@ -369,7 +373,7 @@ def _v_mistake(**kw):
         v_new = mean + (z / prec if kw.get("noise") == "var" else z / np.sqrt(prec))
         dv = (v_new - v)[feat]
         s_new = s + dv if kw.get("s_no_x") else s + dv * x
-        e_new = {"h": e - dv * h, "x": e - dv * x, "sign": e + dv * h,
+        e_new = {"h": e - dv * h, "x": e - dv * x, "sign": e + dv * h, "q": e - dv * q,
                  "updated s": e - dv * x * (s_new - x * v[feat])}[kw.get("e", "h")]
         V_new = V.copy()
         V_new[:, f] = v_new
@@ -404,6 +408,8 @@ V_PLANTED = [
     ("e sign", _v_mistake(e="sign"), 1),                       # e + dv h
     ("h from the updated s", _v_mistake(e="updated s"), 1),    # h = x (s_new - x v_old)
     ("s without x", _v_mistake(s_no_x=True), 2),               # s + dv: the real-x case only
+    ("h without x", _v_mistake(h_no_x=True), 2),               # h = q: the real-x case only
+    ("e by dv q", _v_mistake(e="q"), 2),                       # e - dv q: the real-x case only
     ("inputs changed", _v_view_in_place, 1),                   # V in place: dv reads zero, e_new wrong
     ("inputs changed", _v_all_in_place, 1),                    # right outputs, inputs changed
 ]
@@ -537,3 +543,25 @@ def test_draw_v_field_rejects_a_column_of_several_blocks_and_a_bad_factor(sectio
     toy = bayes.GibbsFM(idx, np.ones(idx.shape), np.arange(4.0), 7, k=2, groups=np.array([0, 0, 0, 1, 1, 1, 1]))
     with pytest.raises(ValueError, match="more than one block"):
         exercises.check_draw_v_field(draw_v_field_from_text, toy, c=1, f=0)
+
+
+def test_the_solutions_mean_is_the_packages_w_conditional(capsys):
+    """The lines in section 3's fold: the folded draw_w_field with z = 0 gives w_conditional's mean for field 1
+    of a section-3 style sampler (the printed difference is at rounding)."""
+    nb = _notebook()
+    lines = _markdown_blocks(nb, "<summary><b>Solution</b>", "sampler.w_conditional(b)")
+    solution = _markdown_blocks(nb, "<summary><b>Solution</b>", "def draw_w_field(")
+    assert len(lines) == 1 and len(solution) == 1
+    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
+    tr, fields = syn.train, teacher["fields"]
+    groups = np.repeat(np.arange(len(fields)), fields)
+    s = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
+    for _ in range(3):
+        s.sweep()
+    ns = {"np": np, "sampler": s, "tr": tr, "groups": groups}
+    exec(solution[0], ns)
+    capsys.readouterr()
+    exec(lines[0], ns)
+    printed = [float(v) for v in capsys.readouterr().out.split()]
+    assert len(printed) == 1 and printed[0] < 1e-12, printed
+    assert list(s.blocks[ns["b"]].feat) == list(ns["feats"])                # field 1 is one block, in order

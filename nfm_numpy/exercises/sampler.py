@@ -146,15 +146,15 @@ def _wrong_versions():
     old value enters y - g = e + w x: right (True), left out (False), subtracted ("minus": e - w x) or
     added after the division ("after": (alpha sum x e + lam mu) / P + w, an SGD step's habit)."""
     def make(counts=np.bincount, h_is_x=True, old=True, prior_mean=True, prior_var="", lam_times_alpha="",
-             mu_after=False, noise="sd", update="x", xx_counts=False):
+             mu_after=False, noise="sd", update="x", xx_counts=False, mu_alone=False, xe_h1=False):
         def draw(w, e, feat, x, alpha, lam, mu, z):
             h = x if h_is_x else np.ones_like(x)
             xx = counts(feat, np.ones_like(h) if xx_counts else h * h, w.shape[0])   # a count for sum x^2
-            he = counts(feat, h * e, w.shape[0])
+            he = counts(feat, e if xe_h1 else h * e, w.shape[0])                 # xe_h1: weights=e, h = 1 here only
             lam_p = 1.0 / lam if prior_var in ("both", "P") else lam            # lambda in P
             lam_n = 1.0 / lam if prior_var in ("both", "numerator") else lam    # lambda in lambda mu
             prec = alpha * (xx + lam_p) if lam_times_alpha else alpha * xx + lam_p
-            prior = (alpha if lam_times_alpha == "both" else 1.0) * lam_n * mu
+            prior = mu if mu_alone else (alpha if lam_times_alpha == "both" else 1.0) * lam_n * mu
             own = {True: w * xx, False: 0.0, "minus": -w * xx, "after": 0.0}[old]     # alpha w sum x^2
             num = alpha * (he + own) + (prior if prior_mean and not mu_after else 0.0)
             mean = num / prec + (mu if mu_after else 0.0) + (w if old == "after" else 0.0)
@@ -178,12 +178,14 @@ def _wrong_versions():
             "prior variance": [make(bincount, prior_var=v) for v in ("both", "P", "numerator")],
             "prior times alpha": [make(bincount, lam_times_alpha=v) for v in ("both", "P")],
             "prior mean after the division": [make(bincount, mu_after=True)],
+            "prior mean without lambda": [make(bincount, mu_alone=True)],
             "old value": [make(bincount, old=False)],
             "old value subtracted": [make(bincount, old="minus")],
             "old value after the division": [make(bincount, old="after")],
             "noise scale": [make(bincount, noise=v) for v in ("var", "times", "alpha")],
             "h = 1": [make(bincount, h_is_x=False)],
             "counts for sum x^2": [make(bincount, xx_counts=True)],
+            "h = 1 in the x e sum": [make(bincount, xe_h1=True)],
             "repeated rows": [make(buffered)],
             "no residual update": [make(bincount, update="none")],
             "residual sign": [make(bincount, update="sign")],
@@ -204,6 +206,8 @@ HINTS = {
     "prior mean after the division": "the prior's mean goes into the numerator, as lambda mu, before dividing by "
                                      "P: m = (alpha sum_r h_r (y_r - g_r) + lambda mu) / P, a precision-weighted "
                                      "blend of the data's answer and mu, not (...) / P + mu",
+    "prior mean without lambda": "the prior's mean enters weighted by its precision: + lambda mu in the "
+                                 "numerator, not + mu (m = (alpha sum_r h_r (y_r - g_r) + lambda mu) / P)",
     "old value": "y_r - g_r is the residual with w_i's own part added back: e_r + w_i x_r (e holds y - yhat, "
                  "and yhat includes the old w_i), so the numerator needs alpha (sum_r x_r e_r + w_i sum_r x_r^2)",
     "old value subtracted": "w_i's own part is added back to the residual, not taken off: y_r - g_r = e_r + "
@@ -220,6 +224,9 @@ HINTS = {
                    "alpha is already in it)",
     "h = 1": "h for w_i is x_i, not 1: the sums are sum_r x_r^2 and sum_r x_r e_r over the rows of feature i "
              "(with one-hot x = 1 they agree; with real x they do not)",
+    "h = 1 in the x e sum": "the sum x e needs its x too: np.bincount(feat, weights=x * e, minlength=len(w)), not "
+                            "weights=e (h = x in both sums, sum_r x_r^2 and sum_r x_r e_r; with one-hot x = 1 "
+                            "the two agree, with real x they do not)",
     "repeated rows": "a feature's rows are not all summed: xx[feat] += ... keeps one row per feature (NumPy "
                      "buffers repeated indices); use np.bincount(feat, weights=..., minlength=len(w)) or "
                      "np.add.at",
@@ -302,6 +309,10 @@ V_HINTS = {
     "e sign": "the residuals moved the wrong way: e = y - yhat, and yhat grows by dv h, so e_new = e - dv h",
     "h from the updated s": "the residual update needs h from before the draw, x (s_f - x v_old): compute "
                             "q = s - x v[feat] once, before s moves (s_new - x v_old is q + dv x, not q)",
+    "h without x": "h for v_if is x q, not q (q = s_f - x v_if): keep the row's x in h, in the sums and in the "
+                   "residual update (with one-hot x = 1 the two agree; with real x they do not)",
+    "e by dv q": "e moves by dv h with h = x q, not by dv q: the residual update dropped the x that the sums "
+                 "kept (with one-hot x = 1 the two agree; with real x they do not)",
     "s without x": "s_f = sum_i x_i v_if moves by dv x in each row: s_new = s + dv x (with x = 1 the two agree; "
                    "with real x they do not)",
 }
@@ -391,11 +402,11 @@ def _implied_v(fn):
 
 def _v_wrong_versions():
     """The typical slips, each written out in full."""
-    def make(noise="sd", strip=True, e_update="h", s_update="x"):
+    def make(noise="sd", strip=True, e_update="h", s_update="x", h_x=True):
         def draw(V, f, e, s, feat, x, alpha, lam, mu, z):
             v = V[:, f]
             q = s - x * v[feat] if strip else s
-            h = x * q
+            h = x * q if h_x else q
             hh = np.bincount(feat, weights=h * h, minlength=len(v))
             he = np.bincount(feat, weights=h * e, minlength=len(v))
             prec = alpha * hh + lam
@@ -403,7 +414,7 @@ def _v_wrong_versions():
             v_new = mean + (z / prec if noise == "var" else z / np.sqrt(prec))
             dv = (v_new - v)[feat]
             s_new = s + dv * x if s_update == "x" else s + dv
-            e_new = {"h": e - dv * h, "x": e - dv * x, "sign": e + dv * h,
+            e_new = {"h": e - dv * h, "x": e - dv * x, "sign": e + dv * h, "q": e - dv * q,
                      "updated s": e - dv * x * (s_new - x * v[feat])}[e_update]
             V = V.copy()
             V[:, f] = v_new
@@ -412,7 +423,7 @@ def _v_wrong_versions():
 
     return {"spread": make(noise="var"), "s not stripped": make(strip=False), "e by dv x": make(e_update="x"),
             "e sign": make(e_update="sign"), "h from the updated s": make(e_update="updated s"),
-            "s without x": make(s_update="no x")}
+            "s without x": make(s_update="no x"), "h without x": make(h_x=False), "e by dv q": make(e_update="q")}
 
 
 def _inputs_changed(fn, args):

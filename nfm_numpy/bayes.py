@@ -424,9 +424,12 @@ class GibbsFM:
         self.group_dev = self._dev(group)
         self.Mg = B.BatchMatrix(self._dev(group[:, None]), B.ones((n, 1), like=like), self.G)  # (n, G)
 
-        # initial state: libFM's w0 = w = 0, V ~ N(0, init_std^2), alpha = 1, mu = 0, except lambda:
-        # 1 here, 0 in libFM's MCMC (or -regular's values). Each lambda is drawn before the weights
-        # that use it, so its start value is never used, unless frozen=('hyper',) keeps it.
+        # initial state: w0 = 0, V ~ N(0, init_std^2), alpha = 1, mu = 0 as libFM's; w = 0 and lambda = 1
+        # here, where libFM's MCMC starts w ~ N(0, init_std^2) (libfm.cpp: fm.w.init_normal) and lambda = 0.
+        # w's start enters the first sweep (its alpha and its (mu, lambda) of w: a zero start gives a large
+        # first lambda_w), so the first sweeps differ from libFM's, and burn-in drops them. Each lambda is
+        # drawn before the weights that use it, so its start value is never used, unless frozen=('hyper',)
+        # keeps it.
         self.w0, self.alpha = 0.0, 1.0
         self.w = B.zeros((n,), like=like)
         Vt = self._dev(init_std * self.rng.standard_normal((self.k, n)))   # (k, n) drawn on the host

@@ -151,6 +151,13 @@ def _sgd_mean_gradient(V, rows, g, lr):            # every touched row moved by 
     return V
 
 
+def _momentum_cs231n(V, u, rows, g, lr, mu):       # u <- mu u - lr g, V <- V + u: the velocity holds steps
+    V, u = V.copy(), u.copy()
+    u[rows] = mu * u[rows] - lr * g
+    V[rows] += u[rows]
+    return V, u
+
+
 def _momentum(V, u, rows, g, lr, mu, dense=False, decay_all=False, old=False, ema=False, lr_in_u=False, sign=1):
     V, u = V.copy(), u.copy()
     u_old = u.copy()
@@ -237,6 +244,10 @@ def _adam_m_without_factor(V, m, r, rows, g, lr, t, b1, b2, eps):       # m <- b
     return V, m, r
 
 
+def _adam_no_eps(V, m, r, rows, g, lr, t, b1, b2, eps):       # m / sqrt(r), eps left out
+    return _adam(V, m, r, rows, g, lr, t, b1, b2, 0.0)
+
+
 def _with(f, **kw):
     return lambda *a: f(*a, **kw)
 
@@ -275,6 +286,7 @@ PLANTED = [
     ("momentum_rows", _with(_momentum, old=True), "update the velocity first"),
     ("momentum_rows", _with(_momentum, ema=True), "without a (1 - mu) factor"),
     ("momentum_rows", _with(_momentum, lr_in_u=True), "the velocity holds mu u + g, without lr"),
+    ("momentum_rows", _momentum_cs231n, "that is the form u <- mu u - lr g, V <- V + u"),
     ("momentum_rows", _reordered(momentum_rows, (1, 0)), "return (V, u) in this order"),
     ("momentum_rows", _forgot_return(_momentum_in_place), "your function returned None: did you return V, u?"),
     ("adam_rows", _with(_adam, sign=-1), "the step goes against the gradient"),
@@ -283,6 +295,7 @@ PLANTED = [
     ("adam_rows", _with(_adam, dt=1), "the step count is off by one"),
     ("adam_rows", _with(_adam, textbook=True), "that is the paper's form"),
     ("adam_rows", _with(_adam, inside=True), "eps goes outside the square root"),
+    ("adam_rows", _adam_no_eps, "eps is missing: sqrt(r) + eps"),
     ("adam_rows", _with(_adam, dense=True), "lazy Adam: rows the batch did not touch must not move"),
     ("adam_rows", _with(_adam, decay_all=True), "lazy Adam: rows the batch did not touch keep their moments"),
     ("adam_rows", _reordered(adam_rows, (1, 0, 2)), "return (V, m, r) in this order"),

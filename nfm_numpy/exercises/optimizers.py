@@ -268,6 +268,12 @@ def check_momentum_rows(momentum_rows):
         V[rows] -= u[rows]
         return V, u
 
+    def steps_in_velocity(V, u, rows, g, lr, mu):                    # the form u <- mu u - lr g, V <- V + u
+        V, u = V.copy(), u.copy()
+        u[rows] = mu * u[rows] - lr * g
+        V[rows] += u[rows]
+        return V, u
+
     def old_velocity(V, u, rows, g, lr, mu):
         return variant(V, u, rows, g, lr, mu, lambda old, g, lr, mu: mu * old + g, step_with_old=True)
 
@@ -286,6 +292,9 @@ def check_momentum_rows(momentum_rows):
         (lambda got, want, a: _close_all(got, ema(*a)), "u <- mu u + g, without a (1 - mu) factor on g (TF's form)"),
         (lambda got, want, a: _close_all(got, lr_in_velocity(*a)),
          "the velocity holds mu u + g, without lr; lr scales the step, V <- V - lr u"),
+        (lambda got, want, a: _close_all(got, steps_in_velocity(*a)),
+         "that is the form u <- mu u - lr g, V <- V + u, whose velocity holds steps; here it holds gradients "
+         "and lr is applied at the step: u <- mu u + g, then V <- V - lr u"),
     ]
     return _run("momentum_rows", momentum_rows, cases, reference, _compare(["V", "u"]), hints,
                 "one to twelve touched rows, velocities of a run in progress in every row")
@@ -359,6 +368,8 @@ def check_adam_rows(adam_rows):
          "lr_t and adds eps to sqrt(r) (TF's form: the two differ where sqrt(r) is as small as eps)"),
         (lambda got, want, a: _close(got[0], adam(*a, inside=True)[0]), "eps goes outside the square root: "
                                                                          "sqrt(r) + eps, not sqrt(r + eps)"),
+        (lambda got, want, a: _close_all(_outputs(got, want), adam(*a[:-1], 0.0)),
+         "eps is missing: sqrt(r) + eps (it matters in rows with tiny gradients)"),
         (lambda got, want, a: _moved_untouched(got[0], a[0], a[3]),
          "lazy Adam: rows the batch did not touch must not move (a dense update moves them with their stale "
          "moments; the package skips them, as LazyAdam and SparseAdam do)"),

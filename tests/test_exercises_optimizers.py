@@ -212,6 +212,21 @@ def _sgd_in_place(V, rows, g, lr):
     V[rows] -= lr * g
 
 
+def _momentum_unstored(V, u, rows, g, lr, mu):       # the new velocity computed, never stored in u
+    V = V.copy()
+    ur = mu * u[rows] + g
+    V[rows] -= lr * ur
+    return V, u
+
+
+def _adam_unstored(V, m, r, rows, g, lr, t, b1, b2, eps):   # the new moments computed, never stored
+    V = V.copy()
+    mr = b1 * m[rows] + (1 - b1) * g
+    rr = b2 * r[rows] + (1 - b2) * g * g
+    V[rows] -= lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * mr / (np.sqrt(rr) + eps)
+    return V, m, r
+
+
 def _momentum_in_place(V, u, rows, g, lr, mu):
     u[rows] = mu * u[rows] + g
     V[rows] -= lr * u[rows]
@@ -287,6 +302,7 @@ PLANTED = [
     ("momentum_rows", _with(_momentum, ema=True), "without a (1 - mu) factor"),
     ("momentum_rows", _with(_momentum, lr_in_u=True), "the velocity holds mu u + g, without lr"),
     ("momentum_rows", _momentum_cs231n, "that is the form u <- mu u - lr g, V <- V + u"),
+    ("momentum_rows", _momentum_unstored, "u came back unchanged: store the new velocity"),
     ("momentum_rows", _reordered(momentum_rows, (1, 0)), "return (V, u) in this order"),
     ("momentum_rows", _forgot_return(_momentum_in_place), "your function returned None: did you return V, u?"),
     ("adam_rows", _with(_adam, sign=-1), "the step goes against the gradient"),
@@ -296,6 +312,7 @@ PLANTED = [
     ("adam_rows", _with(_adam, textbook=True), "that is the paper's form"),
     ("adam_rows", _with(_adam, inside=True), "eps goes outside the square root"),
     ("adam_rows", _adam_no_eps, "eps is missing: sqrt(r) + eps"),
+    ("adam_rows", _adam_unstored, "m and r came back unchanged: store the new moments"),
     ("adam_rows", _with(_adam, dense=True), "lazy Adam: rows the batch did not touch must not move"),
     ("adam_rows", _with(_adam, decay_all=True), "lazy Adam: rows the batch did not touch keep their moments"),
     ("adam_rows", _reordered(adam_rows, (1, 0, 2)), "return (V, m, r) in this order"),
@@ -420,3 +437,12 @@ def test_the_notebook_exercises_work_as_written(notebook, names, capsys):
         ns = {"np": np}
         exec(solutions[name], ns)
         assert CHECKERS[name](ns[name]), capsys.readouterr().out
+
+
+def test_a_dense_sgd_step_gets_the_rows_hint(capsys):
+    """V - lr * g on the whole table raises on shapes (n, k) against (U, k): the hint says to index by rows."""
+    from nfm_numpy.exercises import check_sgd_rows
+    result = check_sgd_rows(lambda V, rows, g, lr: V - lr * g)
+    capsys.readouterr()
+    assert result.status == "fail" and "could not be broadcast" in result.message
+    assert "hint: index the table by rows: V[rows] is (U, k), like g" in result.message

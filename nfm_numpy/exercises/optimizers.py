@@ -222,7 +222,17 @@ def check_sgd_rows(sgd_rows):
                                                   "(no division by len(rows) or the batch size, no g.mean(0)); "
                                                   "V[rows] -= lr * g"),
     ]
-    return _run("sgd_rows", sgd_rows, cases, reference, _compare(["V"]), hints, "one to twelve touched rows")
+    def learners(V, rows, g, lr):
+        try:
+            return sgd_rows(V, rows, g, lr)
+        except ValueError as e:
+            U, (n, k) = len(rows), V.shape
+            if U == n or not {(U, k), (n, k)} <= _broadcast_shapes(str(e)):
+                raise
+            raise ValueError(f"{e}\n  hint: index the table by rows: V[rows] is (U, k), like g (here g is (U, k) = "
+                             f"{(U, k)} and V (n, k) = {(n, k)}): V[rows] -= lr * g") from None
+
+    return _run("sgd_rows", learners, cases, reference, _compare(["V"]), hints, "one to twelve touched rows")
 
 
 def _averaged(got, V, rows, g, lr):
@@ -292,6 +302,8 @@ def check_momentum_rows(momentum_rows):
         (lambda got, want, a: _close_all(got, ema(*a)), "u <- mu u + g, without a (1 - mu) factor on g (TF's form)"),
         (lambda got, want, a: _close_all(got, lr_in_velocity(*a)),
          "the velocity holds mu u + g, without lr; lr scales the step, V <- V - lr u"),
+        (lambda got, want, a: _close(_outputs(got, want)[1], a[1]),
+         "u came back unchanged: store the new velocity, u[rows] = mu * u[rows] + g"),
         (lambda got, want, a: _close_all(got, steps_in_velocity(*a)),
          "that is the form u <- mu u - lr g, V <- V + u, whose velocity holds steps; here it holds gradients "
          "and lr is applied at the step: u <- mu u + g, then V <- V - lr u"),
@@ -375,6 +387,8 @@ def check_adam_rows(adam_rows):
          "moments; the package skips them, as LazyAdam and SparseAdam do)"),
         (lambda got, want, a: _moved_untouched(got[1], a[1], a[3]) or _moved_untouched(got[2], a[2], a[3]),
          "lazy Adam: rows the batch did not touch keep their moments m and r (do not decay all of them)"),
+        (lambda got, want, a: _close(_outputs(got, want)[1], a[1]) and _close(_outputs(got, want)[2], a[2]),
+         "m and r came back unchanged: store the new moments, m[rows] = ... and r[rows] = ..."),
         (r_of_g, "r is the moving average of g squared: r <- beta2 r + (1 - beta2) g * g, not of g (V is wrong "
                  "through it)"),
         (moments_wrong, "V is wrong, and so is m or r (V is named first because it is compared first): check "

@@ -105,9 +105,10 @@ def predictions(model, data, chunk=16384, scores=False):
         raise E.DataError(f"{data.name}: its ids span {data.n_features} features, the model has {n}")
     if isinstance(data, DiskDataset):           # a piece at a time
         return np.concatenate([predictions(model, piece, chunk, scores) for piece in data.pieces()])
-    if B.get_xp(data.val).finfo(data.val.dtype).bits > np.finfo(model.config["dtype"]).bits:   # float64 rows,
-        fit_dtype(np.dtype(model.config["dtype"]), data.name, val=data.val)                     # float32 model
-        # (finfo of the rows' own namespace: rows already on a device have that library's dtype, not NumPy's)
+    # float64 rows for a float32 model: check the values fit. finfo of the rows' own namespace: rows already
+    # on a device have that library's dtype, not NumPy's
+    if B.get_xp(data.val).finfo(data.val.dtype).bits > np.finfo(model.config["dtype"]).bits:
+        fit_dtype(np.dtype(model.config["dtype"]), data.name, val=data.val)
     if B.get_xp(data.idx) is not model.xp:
         data = data.to(model.xp, model.device)
     with blas_threads():                    # see nfm_numpy.threads: one thread beats two on a busy machine

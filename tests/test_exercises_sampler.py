@@ -229,6 +229,18 @@ def test_a_function_that_ignores_z_is_told_its_spread_is_wrong(capsys):
     assert result.status == "fail" and "conditional standard deviation" in out, out
 
 
+def _short_chain():
+    """A section-4 style sampler on the synthetic data (one prior group per field) after three sweeps:
+    (sampler, training Dataset, groups)."""
+    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
+    tr, fields = syn.train, teacher["fields"]
+    groups = np.repeat(np.arange(len(fields)), fields)
+    s = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
+    for _ in range(3):
+        s.sweep()
+    return s, tr, groups
+
+
 def _notebook():
     nbformat = pytest.importorskip("nbformat")
     return nbformat.read(NOTEBOOK, as_version=4)
@@ -312,12 +324,7 @@ def test_the_end_exercise_draw_v_field_as_worded(capsys):
     nb = _notebook()
     setup = _markdown_blocks(nb, "Write `draw_v_field(", "feats = np.flatnonzero(groups == c)")
     assert len(setup) == 1
-    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
-    tr, fields = syn.train, teacher["fields"]
-    groups = np.repeat(np.arange(len(fields)), fields)
-    sampler = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
-    for _ in range(3):
-        sampler.sweep()
+    sampler, tr, groups = _short_chain()                 # its own: the by-hand lines change one column
     ns = {"np": np, "sampler": sampler, "tr": tr, "groups": groups}
     exec(setup[0], ns)
     feats, f, b = ns["feats"], ns["f"], ns["b"]
@@ -417,14 +424,8 @@ V_PLANTED = [
 
 @pytest.fixture(scope="module")
 def section4_sampler():
-    """A section-4 style sampler: the synthetic data, one prior group per field, a few sweeps."""
-    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
-    tr, fields = syn.train, teacher["fields"]
-    groups = np.repeat(np.arange(len(fields)), fields)
-    s = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
-    for _ in range(3):
-        s.sweep()
-    return s, tr, groups
+    """A section-4 style sampler, shared by the tests that only read it."""
+    return _short_chain()
 
 
 def _state(s):
@@ -552,12 +553,7 @@ def test_the_solutions_mean_is_the_packages_w_conditional(capsys):
     lines = _markdown_blocks(nb, "<summary><b>Solution</b>", "sampler.w_conditional(b)")
     solution = _markdown_blocks(nb, "<summary><b>Solution</b>", "def draw_w_field(")
     assert len(lines) == 1 and len(solution) == 1
-    syn, teacher = datasets.synthetic(n_train=3_000, seed=0, return_teacher=True)
-    tr, fields = syn.train, teacher["fields"]
-    groups = np.repeat(np.arange(len(fields)), fields)
-    s = bayes.GibbsFM(tr.idx, tr.val, tr.y, tr.n_features, k=8, groups=groups, seed=0)
-    for _ in range(3):
-        s.sweep()
+    s, tr, groups = _short_chain()
     ns = {"np": np, "sampler": s, "tr": tr, "groups": groups}
     exec(solution[0], ns)
     capsys.readouterr()

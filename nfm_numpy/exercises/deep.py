@@ -17,7 +17,7 @@ import numpy as np
 from .. import backend, gradcheck, layers
 from ..gradcheck import rel_error
 from ..model import NFM
-from .harness import TOL, Result, _close, _compare, _outputs, _run, _say
+from .harness import TOL, Result, _close, _compare, _not_implemented, _outputs, _run, _say
 
 
 def _first_wrong(got, want):
@@ -253,8 +253,7 @@ def check_dropout_first(model_class):
         model = model_class(40, **DROPOUT_FIRST_MODEL)
         got = model.forward(batch.idx, batch.val, train=True, rng=backend.Random(DROPOUT_FIRST_SEED))[0]
     except NotImplementedError as e:
-        return _say(Result(name, "not implemented", f"{name}: not implemented yet ({e or 'the stub raises'}); "
-                                                   "write it above and run this cell again"))
+        return _not_implemented(name, e)
     except Exception as e:   # a learner's bug: report it, do not stop the notebook
         return _say(Result(name, "fail", f"{name}: FAIL: building it or its forward pass raised "
                                          f"{type(e).__name__}: {e}" + _hint_if_L(e)))

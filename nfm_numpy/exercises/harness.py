@@ -58,11 +58,9 @@ def _run(name, fn, cases, reference, compare, hints, covers="repeated ids, paddi
         try:
             got = fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
         except NotImplementedError as e:
-            return _say(Result(name, "not implemented", f"{name}: not implemented yet ({e or 'the stub raises'}); "
-                                                       "write it above and run this cell again"))
+            return _not_implemented(name, e)
         except Exception as e:   # a learner's bug: report it, do not stop the notebook
-            return _say(Result(name, "fail", f"{name}: FAIL on case {i} ({desc}): your function raised "
-                                             f"{type(e).__name__}: {e}"))
+            return _raised(name, i, desc, e)
         want = reference(*args)
         problem = compare(got, want)
         if problem:
@@ -70,6 +68,18 @@ def _run(name, fn, cases, reference, compare, hints, covers="repeated ids, paddi
             return _say(Result(name, "fail", f"{name}: FAIL on case {i} ({desc}): {problem}"
                                              + (f"\n  hint: {hint}" if hint else "")))
     return _say(Result(name, "pass", f"{name}: PASS ({len(cases)} cases: {covers})"))
+
+
+def _not_implemented(name, error):
+    """The stub still raises: say so (and print it), so a notebook with its stubs runs to the end."""
+    return _say(Result(name, "not implemented", f"{name}: not implemented yet ({error or 'the stub raises'}); "
+                                                "write it above and run this cell again"))
+
+
+def _raised(name, i, desc, error, more=""):
+    """The learner's function raised on case ``i``: the error, and ``more`` (its line, a hint), printed."""
+    return _say(Result(name, "fail", f"{name}: FAIL on case {i} ({desc}): your function raised "
+                                     f"{type(error).__name__}: {error}{more}"))
 
 
 def _safe(test, *args):

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import layers, one_step
 from ..gradcheck import rel_error
-from .harness import TOL, Result, _cases, _say
+from .harness import TOL, Result, _cases, _not_implemented, _raised, _say
 
 # Every gradient, in the order the backward pass computes them (the forward's lines reversed).
 BACKWARD_ORDER = ("err", "yhat", "out", "lin", "z1", "h", "r1", "bn1",
@@ -263,15 +263,13 @@ def check_nfm_backward(nfm_backward):
         try:
             got = nfm_backward(copy.deepcopy(v), copy.deepcopy(params))
         except NotImplementedError as e:
-            return _say(Result(name_, "not implemented", f"{name_}: not implemented yet ({e or 'the stub raises'}); "
-                                                        "write it above and run this cell again"))
+            return _not_implemented(name_, e)
         except Exception as e:   # a learner's bug: report it, do not stop the notebook
             done = {key[1:]: x for key, x in _learners_locals(e, nfm_backward).items() if key.startswith("d")}
             earlier = _backward_grads(done, v, g, params)
             more = (f"\n  before that line, d{earlier[0]} was already wrong: {earlier[1]}\n  hint: {earlier[2]}"
                     if earlier else f"\n  hint: {_crash_hint(e, nfm_backward, v, params)}")
-            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
-                                              f"{type(e).__name__}: {e}{_where(e, nfm_backward)}{more}"))
+            return _raised(name_, i, desc, e, _where(e, nfm_backward) + more)
         if not isinstance(got, dict):
             return _say(Result(name_, "fail", f"{name_}: return a dict {{name: gradient}}, "
                                               f"got {type(got).__name__}"))
@@ -486,15 +484,13 @@ def check_nfm_forward(nfm_forward):
         try:
             got = nfm_forward(*args)
         except NotImplementedError as e:
-            return _say(Result(name_, "not implemented", f"{name_}: not implemented yet ({e or 'the stub raises'}); "
-                                                        "write it above and run this cell again"))
+            return _not_implemented(name_, e)
         except Exception as e:   # a learner's bug: report it, do not stop the notebook
             earlier = _forward_values(_learners_locals(e, nfm_forward), v, params)
             more = (f"\n  before that line, {earlier[0]} was already wrong: {earlier[1]}\n  hint: {earlier[2]}"
                     if earlier else f"\n  hint: {FORWARD_HINTS['broadcast']}" if "broadcast" in str(e)
                     else f"\n  hint: {FORWARD_HINTS['matmul']}" if "matmul" in str(e) else "")
-            return _say(Result(name_, "fail", f"{name_}: FAIL on case {i} ({desc}): your function raised "
-                                              f"{type(e).__name__}: {e}{_where(e, nfm_forward)}{more}"))
+            return _raised(name_, i, desc, e, _where(e, nfm_forward) + more)
         if not isinstance(got, dict):
             return _say(Result(name_, "fail", f"{name_}: return every intermediate by name, as a dict (the last "
                                               f"line, return locals(), does it); got {type(got).__name__}"))
